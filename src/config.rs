@@ -1,0 +1,243 @@
+//! Configuration: the `Config` value a `Server` is built from, and its command-line/environment
+//! parser.
+//!
+//! Every flag `--some-name` can also be given as the environment variable `TINYSSE_SOME_NAME`;
+//! the command line wins over the environment. Repeatable flags take a comma-separated list in
+//! the environment.
+
+use std::net::SocketAddr;
+
+/// Extra connection slots beyond `max_clients`, kept for publishes, /stats and other short
+/// requests so that a server full of subscribers can still be fed and inspected.
+pub const RESERVE_SLOTS: usize = 8;
+
+/// Longest accepted request head (request line and headers), in bytes. Also the size of the head
+/// part of each request buffer.
+pub const MAX_HEAD_BYTES: usize = 8192;
+
+/// Everything a `Server` needs to know. Build one with `Config::default()` and change fields, or
+/// parse one from flags with [`Config::from_args`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Subscriber streams served at once; `RESERVE_SLOTS` more slots exist for short requests.
+    pub max_clients: usize,
+    /// Seconds of silence on a stream before a `:` comment is sent; 0 turns heartbeats off.
+    pub heartbeat_secs: u64,
+    /// Reconnection delay sent to clients in the `retry:` line, in milliseconds.
+    pub retry_ms: u64,
+    /// Largest event data accepted by a publish, in bytes.
+    pub max_event_bytes: usize,
+    /// Events kept for Last-Event-ID replay.
+    pub history: usize,
+    /// Seconds after which a stream is ended cleanly between two events; 0 = never.
+    pub stream_timeout_secs: u64,
+    /// Seconds a client may take to send a complete request head.
+    pub head_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection (between requests) stays open.
+    pub keepalive_timeout_secs: u64,
+    /// Request buffers (each holds one request head, body and response head); a connection
+    /// needs one only while it sends a request, a subscriber none once it streams.
+    pub request_buffers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_clients: 1024,
+            heartbeat_secs: 15,
+            retry_ms: 3000,
+            max_event_bytes: 8192,
+            history: 256,
+            stream_timeout_secs: 0,
+            head_timeout_secs: 20,
+            keepalive_timeout_secs: 30,
+            request_buffers: 64,
+        }
+    }
+}
+
+/// Why `Config::from_args` did not produce a config.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `--help` was asked for; the text to print (to stdout, exit 0).
+    Help(String),
+    /// `--version` was asked for.
+    Version,
+    /// A bad flag or value; the one-line message to print (to stderr, exit 2).
+    Invalid(String),
+}
+
+/// One flag: its name (without `--`), value placeholder and help line.
+struct Flag {
+    name: &'static str,
+    value: &'static str,
+    help: &'static str,
+}
+
+const FLAGS: &[Flag] = &[
+    Flag { name: "listen", value: "ADDR", help: "address to listen on" },
+    Flag { name: "max-clients", value: "N", help: "subscriber streams served at once (plus 8 reserved slots for short requests)" },
+    Flag { name: "heartbeat", value: "SECS", help: "send a ':' comment on a stream silent this long; 0 = off" },
+    Flag { name: "retry", value: "MS", help: "reconnection delay sent to clients in the 'retry:' line" },
+    Flag { name: "max-event-bytes", value: "N", help: "largest event data a publish may carry (bigger: 413)" },
+    Flag { name: "history", value: "N", help: "events kept for Last-Event-ID replay" },
+    Flag { name: "stream-timeout", value: "SECS", help: "end each stream cleanly after this long; 0 = never" },
+    Flag { name: "head-timeout", value: "SECS", help: "close a connection whose request head is incomplete after this long" },
+    Flag { name: "keepalive-timeout", value: "SECS", help: "close an idle keep-alive connection after this long" },
+    Flag { name: "request-buffers", value: "N", help: "requests read at once (each buffer holds one request)" },
+];
+
+impl Config {
+    /// Parses flags (without the program name) over the environment `env` (pairs of name and
+    /// value, normally `std::env::vars()`), starting from the defaults.
+    pub fn from_args<A, E>(args: A, env: E) -> Result<Config, ConfigError>
+    where
+        A: IntoIterator<Item = std::ffi::OsString>,
+        E: IntoIterator<Item = (String, String)>,
+    {
+        let mut config = Config::default();
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("TINYSSE_") else { continue };
+            let name = rest.to_ascii_lowercase().replace('_', "-");
+            if let Some(flag) = FLAGS.iter().find(|f| f.name == name) {
+                config.set(flag.name, &value).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
+            }
+        }
+        let mut parser = lexopt::Parser::from_args(args);
+        loop {
+            let arg = parser.next().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            match arg {
+                None => break,
+                Some(lexopt::Arg::Long("help")) | Some(lexopt::Arg::Short('h')) => {
+                    return Err(ConfigError::Help(help_text()));
+                }
+                Some(lexopt::Arg::Long("version")) | Some(lexopt::Arg::Short('V')) => {
+                    return Err(ConfigError::Version);
+                }
+                Some(lexopt::Arg::Long(name)) => {
+                    let name = name.to_string();
+                    let Some(flag) = FLAGS.iter().find(|f| f.name == name) else {
+                        return Err(ConfigError::Invalid(format!("unknown flag --{name} (see --help)")));
+                    };
+                    let value = parser
+                        .value()
+                        .map_err(|e| ConfigError::Invalid(e.to_string()))?
+                        .into_string()
+                        .map_err(|_| ConfigError::Invalid(format!("--{name}: value is not valid UTF-8")))?;
+                    config.set(flag.name, &value).map_err(|e| ConfigError::Invalid(format!("--{name}: {e}")))?;
+                }
+                Some(other) => {
+                    return Err(ConfigError::Invalid(format!("unexpected argument {} (see --help)", other.unexpected())));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        match name {
+            "listen" => self.listen = value.parse().map_err(|_| format!("'{value}' is not an address like 0.0.0.0:8080"))?,
+            "max-clients" => self.max_clients = number(value, 1, 1 << 19)?,
+            "heartbeat" => self.heartbeat_secs = number(value, 0, 86_400)?,
+            "retry" => self.retry_ms = number(value, 0, 86_400_000)?,
+            "max-event-bytes" => self.max_event_bytes = number(value, 1, 1 << 20)?,
+            "history" => self.history = number(value, 0, 1 << 20)?,
+            "stream-timeout" => self.stream_timeout_secs = number(value, 0, 86_400 * 365)?,
+            "head-timeout" => self.head_timeout_secs = number(value, 1, 3600)?,
+            "keepalive-timeout" => self.keepalive_timeout_secs = number(value, 1, 86_400)?,
+            "request-buffers" => self.request_buffers = number(value, 1, 1 << 16)?,
+            _ => return Err(format!("unknown setting {name}")),
+        }
+        Ok(())
+    }
+}
+
+/// Parses a decimal number within `min..=max`, digits only (no sign, no spaces).
+fn number<T: TryFrom<u64>>(value: &str, min: u64, max: u64) -> Result<T, String> {
+    let bad = || format!("'{value}' is not a whole number from {min} to {max}");
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = value.parse().map_err(|_| bad())?;
+    if n < min || n > max {
+        return Err(bad());
+    }
+    T::try_from(n).map_err(|_| bad())
+}
+
+fn help_text() -> String {
+    let defaults = Config::default();
+    let default_of = |name: &str| -> String {
+        match name {
+            "listen" => defaults.listen.to_string(),
+            "max-clients" => defaults.max_clients.to_string(),
+            "heartbeat" => defaults.heartbeat_secs.to_string(),
+            "retry" => defaults.retry_ms.to_string(),
+            "max-event-bytes" => defaults.max_event_bytes.to_string(),
+            "history" => defaults.history.to_string(),
+            "stream-timeout" => defaults.stream_timeout_secs.to_string(),
+            "head-timeout" => defaults.head_timeout_secs.to_string(),
+            "keepalive-timeout" => defaults.keepalive_timeout_secs.to_string(),
+            "request-buffers" => defaults.request_buffers.to_string(),
+            _ => String::new(),
+        }
+    };
+    let mut text = String::from(
+        "tinysse: a small Server-Sent Events server\n\n\
+         Usage: tinysse [FLAGS]\n\n\
+         Every flag can also be set as TINYSSE_<NAME> in the environment (e.g. TINYSSE_MAX_CLIENTS=64).\n\
+         Logging: RUST_LOG=debug|info|warn|error (default info).\n\nFlags:\n",
+    );
+    for f in FLAGS {
+        let left = format!("--{} {}", f.name, f.value);
+        text.push_str(&format!("  {left:<26} {} [default: {}]\n", f.help, default_of(f.name)));
+    }
+    text.push_str("  -h, --help                 print this help\n  -V, --version              print the version\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_args(
+            args.iter().map(|a| a.into()),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_without_flags() {
+        assert_eq!(parse(&[], &[]), Ok(Config::default()));
+    }
+
+    #[test]
+    fn flags_override_environment() {
+        let c = parse(&["--max-clients", "10", "--heartbeat=0"], &[("TINYSSE_MAX_CLIENTS", "5"), ("TINYSSE_RETRY", "10")]).unwrap();
+        assert_eq!((c.max_clients, c.heartbeat_secs, c.retry_ms), (10, 0, 10));
+    }
+
+    #[test]
+    fn bad_values_are_one_line_errors() {
+        for args in [&["--max-clients", "abc"][..], &["--max-clients", "+5"], &["--listen", "nope"], &["--bogus"], &["--heartbeat"]] {
+            match parse(args, &[]) {
+                Err(ConfigError::Invalid(msg)) => assert!(!msg.contains('\n'), "{msg}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(parse(&[], &[("TINYSSE_HISTORY", "x")]), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn help_lists_every_flag_with_default() {
+        let Err(ConfigError::Help(text)) = parse(&["--help"], &[]) else { panic!() };
+        for f in FLAGS {
+            assert!(text.contains(&format!("--{}", f.name)));
+        }
+        assert!(text.contains("[default: 0.0.0.0:8080]"));
+    }
+}

@@ -1,0 +1,122 @@
+//! One connection's state machine.
+//!
+//! ```text
+//!  accept ─► Waiting ─(buffer free)─► Request ─┬─(GET /events)──► Stream ─┐
+//!               ▲                              ├─(GET /stream)──► Text ───┤
+//!               └──(bytes)── Idle ◄─(answered)─┤                          │
+//!                                              └─(close/error)──► Linger ◄┘ ─► closed
+//! ```
+//! Only `Request` and `Text` hold a request buffer (a `Stream` holds one until its response head
+//! is written).
+//! `Conn` holds only what every connection needs (about 64 bytes); request bytes live in a pool
+//! buffer while a request is in flight, subscriber routing in `Filters`, events in the event log.
+
+use crate::pool::BufId;
+use crate::time::Millis;
+use mio::net::TcpStream;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Accepted, or sent bytes while idle; waiting for a request buffer.
+    Waiting,
+    /// Keep-alive: a response was sent and no byte of the next request has arrived.
+    Idle,
+    /// Reading a request or writing its response.
+    Request,
+    /// An SSE subscriber, written from the event log.
+    Stream,
+    /// A request-scoped stream (/stream): frames produced over time from its buffer.
+    Text,
+    /// Response done and write side shut; reading to EOF so the peer gets our last bytes
+    /// rather than a reset, then closing.
+    Linger,
+}
+
+/// How long a lingering close waits for the peer's EOF.
+pub const LINGER: Millis = Millis(2000);
+
+pub struct Conn {
+    pub sock: TcpStream,
+    state: State,
+    /// The request buffer lent to this connection, if any.
+    pub buf: Option<BufId>,
+    /// Stream: sequence number of the next event to consider, and bytes of it already sent.
+    pub cursor: u64,
+    pub cursor_off: u32,
+    /// Stream: bytes of a heartbeat still to send.
+    pub heartbeat_left: u8,
+    /// Stream: has a client id or topics in `Filters`.
+    pub filtered: bool,
+    /// Stream: the stream timeout passed; end it at the next event boundary.
+    pub ending: bool,
+    /// The last write hit WouldBlock; wait for a writable event.
+    pub write_blocked: bool,
+    /// A readable event arrived that was not acted on yet (e.g. while Waiting).
+    pub readable: bool,
+    /// When the current state (or request) began.
+    pub since: Millis,
+    /// When bytes were last written (heartbeat timing), or, for Text, when the next frame is due.
+    pub last_write: Millis,
+}
+
+/// Timeouts a connection's deadline depends on.
+#[derive(Copy, Clone, Debug)]
+pub struct Timeouts {
+    pub head: Millis,
+    pub keepalive: Millis,
+    /// `NEVER` when heartbeats are off.
+    pub heartbeat: Millis,
+    /// `NEVER` when streams never time out.
+    pub stream: Millis,
+}
+
+impl Conn {
+    pub fn new(sock: TcpStream, now: Millis) -> Conn {
+        Conn {
+            sock,
+            state: State::Waiting,
+            buf: None,
+            cursor: 0,
+            cursor_off: 0,
+            heartbeat_left: 0,
+            filtered: false,
+            ending: false,
+            write_blocked: false,
+            readable: true,
+            since: now,
+            last_write: now,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The one place a connection changes state; restarts the state's clock.
+    pub fn set_state(&mut self, state: State, now: Millis) {
+        log::trace!("conn {:?} -> {:?}", self.state, state);
+        self.state = state;
+        self.since = now;
+        self.last_write = now;
+    }
+
+    /// When the loop must next look at this connection, from its state and timeouts.
+    pub fn deadline(&self, t: &Timeouts) -> Millis {
+        match self.state {
+            State::Waiting | State::Request => self.since.after(t.head),
+            State::Idle => self.since.after(t.keepalive),
+            State::Stream if self.ending => Millis::NEVER,
+            State::Stream => {
+                let heartbeat = self.last_write.after(t.heartbeat).ceil_to_second();
+                heartbeat.min(self.since.after(t.stream))
+            }
+            State::Text => self.last_write,
+            State::Linger => self.since.after(LINGER),
+        }
+    }
+
+    /// The stream is between two events: nothing of an event or heartbeat is half-written.
+    pub fn at_boundary(&self) -> bool {
+        self.cursor_off == 0 && self.heartbeat_left == 0
+    }
+}

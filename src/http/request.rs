@@ -1,0 +1,420 @@
+//! Request heads: parsing, framing and limits (RFC 9112).
+//!
+//! httparse tokenises; this module applies what httparse leaves to the server: message framing
+//! (Content-Length, Transfer-Encoding), Host rules, and the headers tinysse acts on. Values are
+//! returned as `Span`s into the caller's buffer, so nothing is copied or allocated.
+
+use super::Status;
+
+/// Most header lines in one request head.
+pub const MAX_HEADERS: usize = 48;
+
+/// A byte range in the caller's buffer.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Span {
+        Span { start: start as u32, end: end as u32 }
+    }
+
+    pub fn of(self, buf: &[u8]) -> &[u8] {
+        &buf[self.start as usize..self.end as usize]
+    }
+
+    pub fn len(self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.start == self.end
+    }
+
+    /// The span of `part`, which must be a sub-slice of `buf`.
+    fn within(buf: &[u8], part: &[u8]) -> Span {
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        Span::new(start, start + part.len())
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Options,
+    Other,
+}
+
+/// How the body is framed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// No Content-Length and no Transfer-Encoding.
+    None,
+    Length(u32),
+    Chunked,
+}
+
+/// The parts of a request head tinysse acts on.
+#[derive(Copy, Clone, Debug)]
+pub struct Head {
+    pub method: Method,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    pub path: Span,
+    /// After the `?`, without it; empty when absent.
+    pub query: Span,
+    /// Bytes of the head, including the blank line.
+    pub len: usize,
+    pub body: Body,
+    pub keep_alive: bool,
+    pub form: bool,
+    pub expect_continue: bool,
+    pub last_event_id: Option<Span>,
+    pub authorization: Option<Span>,
+    pub cookie: Option<Span>,
+    pub origin: Option<Span>,
+}
+
+#[derive(Copy, Clone, Debug)]
+pub enum Parsed {
+    Complete(Head),
+    Partial,
+}
+
+/// Why a request is refused; each maps to one status and a short text.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    BadRequest(&'static str),
+    NotFound(&'static str),
+    MethodNotAllowed(&'static str),
+    LengthRequired,
+    PayloadTooLarge,
+    UriTooLong,
+    HeadersTooLarge,
+    NotImplemented(&'static str),
+    VersionNotSupported,
+    Unavailable,
+}
+
+impl HttpError {
+    pub fn status(self) -> Status {
+        match self {
+            HttpError::BadRequest(_) => Status::BadRequest,
+            HttpError::NotFound(_) => Status::NotFound,
+            HttpError::MethodNotAllowed(_) => Status::MethodNotAllowed,
+            HttpError::LengthRequired => Status::LengthRequired,
+            HttpError::PayloadTooLarge => Status::PayloadTooLarge,
+            HttpError::UriTooLong => Status::UriTooLong,
+            HttpError::HeadersTooLarge => Status::HeadersTooLarge,
+            HttpError::NotImplemented(_) => Status::NotImplemented,
+            HttpError::VersionNotSupported => Status::VersionNotSupported,
+            HttpError::Unavailable => Status::Unavailable,
+        }
+    }
+
+    /// The response body (one line).
+    pub fn message(self) -> &'static str {
+        match self {
+            HttpError::BadRequest(m) | HttpError::NotFound(m) | HttpError::NotImplemented(m) => m,
+            HttpError::MethodNotAllowed(_) => "method not allowed",
+            HttpError::LengthRequired => "length required: send Content-Length (chunked bodies are not accepted)",
+            HttpError::PayloadTooLarge => "payload too large",
+            HttpError::UriTooLong => "request target too long",
+            HttpError::HeadersTooLarge => "request header fields too large",
+            HttpError::VersionNotSupported => "HTTP version not supported",
+            HttpError::Unavailable => "server full, retry later",
+        }
+    }
+}
+
+/// Parses the head at the start of `buf`. `limit` is the most head bytes the caller can hold:
+/// a head still incomplete at that size is refused (414 when even the request line is, else 431).
+pub fn parse_head(buf: &[u8], limit: usize) -> Result<Parsed, HttpError> {
+    // The HTTP/2 preface ("PRI * HTTP/2.0") would fail as an unknown version anyway; naming it
+    // makes the log line useful.
+    if buf.starts_with(b"PRI * HTTP/2") {
+        return Err(HttpError::VersionNotSupported);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() < limit {
+                return Ok(Parsed::Partial);
+            }
+            return Err(if buf.contains(&b'\n') { HttpError::HeadersTooLarge } else { HttpError::UriTooLong });
+        }
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
+        Err(httparse::Error::HeaderName) => return Err(HttpError::BadRequest("malformed header name")),
+        Err(httparse::Error::HeaderValue) => return Err(HttpError::BadRequest("malformed header value")),
+        Err(httparse::Error::NewLine) => return Err(HttpError::BadRequest("malformed line ending")),
+        Err(httparse::Error::Token) => return Err(HttpError::BadRequest("malformed request line")),
+        Err(_) => return Err(HttpError::BadRequest("malformed request")),
+    };
+    if len > limit {
+        return Err(HttpError::HeadersTooLarge);
+    }
+    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version) else {
+        return Err(HttpError::BadRequest("malformed request line"));
+    };
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "OPTIONS" => Method::Options,
+        _ => Method::Other,
+    };
+
+    let target_span = Span::within(buf, target.as_bytes());
+    let (path, query) = split_target(buf, target_span, method)?;
+
+    let mut head = Head {
+        method,
+        minor_version,
+        path,
+        query,
+        len,
+        body: Body::None,
+        keep_alive: minor_version == 1,
+        form: false,
+        expect_continue: false,
+        last_event_id: None,
+        authorization: None,
+        cookie: None,
+        origin: None,
+    };
+    let mut hosts = 0;
+    let mut content_length: Option<u32> = None;
+    let mut chunked = None;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = trim(h.value);
+        let span = Span::within(buf, value);
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            if content_length.is_some() {
+                return Err(HttpError::BadRequest("duplicate Content-Length"));
+            }
+            content_length = Some(parse_length(value)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if chunked.is_some() {
+                return Err(HttpError::BadRequest("duplicate Transfer-Encoding"));
+            }
+            chunked = Some(parse_transfer_encoding(value)?);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(trim) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    head.keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor_version == 0 {
+                    head.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            let mime = trim(value.split(|&b| b == b';').next().unwrap_or(b""));
+            head.form = mime.eq_ignore_ascii_case(b"application/x-www-form-urlencoded");
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            head.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"last-event-id") {
+            head.last_event_id = Some(span);
+        } else if name.eq_ignore_ascii_case(b"authorization") {
+            head.authorization = Some(span);
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            head.cookie = Some(span);
+        } else if name.eq_ignore_ascii_case(b"origin") {
+            head.origin = Some(span);
+        }
+    }
+    if minor_version == 1 && hosts == 0 {
+        return Err(HttpError::BadRequest("missing Host header"));
+    }
+    if hosts > 1 {
+        return Err(HttpError::BadRequest("duplicate Host header"));
+    }
+    head.body = match (content_length, chunked) {
+        (Some(_), Some(_)) => return Err(HttpError::BadRequest("both Content-Length and Transfer-Encoding")),
+        (Some(n), None) => Body::Length(n),
+        (None, Some(())) => Body::Chunked,
+        (None, None) => Body::None,
+    };
+    Ok(Parsed::Complete(head))
+}
+
+/// 505 for a well-formed but unsupported version (HTTP/2.0, HTTP/3, HTTP/1.2), 400 otherwise.
+fn version_error(buf: &[u8]) -> HttpError {
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = trim(&buf[..line_end]);
+    match line.iter().rposition(|&b| b == b' ') {
+        Some(i) if line[i + 1..].starts_with(b"HTTP/") => HttpError::VersionNotSupported,
+        _ => HttpError::BadRequest("malformed request line"),
+    }
+}
+
+fn split_target(buf: &[u8], target: Span, method: Method) -> Result<(Span, Span), HttpError> {
+    let mut t = target.of(buf);
+    let mut start = target.start as usize;
+    if t == b"*" {
+        return if method == Method::Options { Ok((target, Span::new(target.end as usize, target.end as usize))) } else { Err(HttpError::BadRequest("'*' target is only for OPTIONS")) };
+    }
+    // Absolute form (RFC 9112 3.2.2): keep only path and query.
+    for scheme in [&b"http://"[..], b"https://"] {
+        if t.len() > scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let after = &t[scheme.len()..];
+            let slash = after.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(after.len());
+            start += scheme.len() + slash;
+            t = &after[slash..];
+            if t.is_empty() || t[0] != b'/' {
+                return Err(HttpError::BadRequest("malformed request target"));
+            }
+        }
+    }
+    if t.first() != Some(&b'/') {
+        return Err(HttpError::BadRequest("malformed request target"));
+    }
+    let end = target.end as usize;
+    Ok(match t.iter().position(|&b| b == b'?') {
+        Some(q) => (Span::new(start, start + q), Span::new(start + q + 1, end)),
+        None => (Span::new(start, end), Span::new(end, end)),
+    })
+}
+
+/// Content-Length: digits only (no sign, no list, no spaces inside), at most u32.
+fn parse_length(value: &[u8]) -> Result<u32, HttpError> {
+    if value.is_empty() || value.len() > 10 || !value.iter().all(u8::is_ascii_digit) {
+        return Err(HttpError::BadRequest("malformed Content-Length"));
+    }
+    let n = value.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    u32::try_from(n).map_err(|_| HttpError::PayloadTooLarge)
+}
+
+/// Transfer-Encoding must end in `chunked`; other codings are not implemented.
+fn parse_transfer_encoding(value: &[u8]) -> Result<(), HttpError> {
+    let mut codings = value.split(|&b| b == b',').map(trim).peekable();
+    let mut last_is_chunked = false;
+    while let Some(coding) = codings.next() {
+        if coding.is_empty() || !coding.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(HttpError::BadRequest("malformed Transfer-Encoding"));
+        }
+        let is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+        if is_chunked && codings.peek().is_some() {
+            return Err(HttpError::BadRequest("chunked must be the final transfer coding"));
+        }
+        last_is_chunked = is_chunked;
+    }
+    if last_is_chunked && !value.contains(&b',') {
+        Ok(())
+    } else if last_is_chunked {
+        Err(HttpError::NotImplemented("transfer coding not implemented"))
+    } else {
+        // Without a final chunked the body's length is unknown: RFC 9112 6.3 says refuse.
+        Err(HttpError::NotImplemented("transfer coding not implemented"))
+    }
+}
+
+/// Strips optional whitespace (SP, HTAB) from both ends.
+pub fn trim(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8]) -> Result<Parsed, HttpError> {
+        parse_head(raw, 8192)
+    }
+
+    fn complete(raw: &[u8]) -> Head {
+        match parse(raw) {
+            Ok(Parsed::Complete(h)) => h,
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(raw)),
+        }
+    }
+
+    const POST: &[u8] = b"POST /events?topic=a HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: 10\r\nLast-Event-ID: 42\r\n\r\ndata=hello";
+
+    #[test]
+    fn head_split_at_every_byte_is_partial_then_complete() {
+        let head_len = POST.len() - 10;
+        for cut in 0..head_len {
+            assert!(matches!(parse(&POST[..cut]), Ok(Parsed::Partial)), "cut at {cut}");
+        }
+        for cut in head_len..=POST.len() {
+            let h = complete(&POST[..cut]);
+            assert_eq!(h.len, head_len);
+            assert_eq!(h.path.of(POST), b"/events");
+            assert_eq!(h.query.of(POST), b"topic=a");
+            assert_eq!(h.body, Body::Length(10));
+            assert!(h.form && h.keep_alive);
+            assert_eq!(h.last_event_id.unwrap().of(POST), b"42");
+        }
+    }
+
+    #[test]
+    fn bare_lf_and_http10() {
+        let h = complete(b"GET /stats HTTP/1.0\n\n");
+        assert_eq!((h.method, h.minor_version, h.keep_alive), (Method::Get, 0, false));
+        let h = complete(b"GET /events HTTP/1.1\nHost: pi\n\n");
+        assert!(h.keep_alive);
+        let h = complete(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        assert!(h.keep_alive);
+    }
+
+    #[test]
+    fn framing_errors() {
+        let bad = |raw: &[u8]| parse(raw).err().map(|e| e.status() as u16);
+        assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 0\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 10\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"), Some(501));
+        assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"GET / HTTP/1.1\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"GET / HTTP/2.0\r\n\r\n"), Some(505));
+        assert_eq!(bad(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Some(505));
+        assert_eq!(bad(b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"GET / HTTP/1.1\rHost: x\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"GET nope HTTP/1.1\r\nHost: x\r\n\r\n"), Some(400));
+        assert_eq!(complete(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").body, Body::Chunked);
+    }
+
+    #[test]
+    fn limits() {
+        let mut long = b"GET /".to_vec();
+        long.resize(100, b'a');
+        assert_eq!(parse_head(&long, 100).err(), Some(HttpError::UriTooLong));
+        let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
+        big.resize(100, b'a');
+        assert_eq!(parse_head(&big, 100).err(), Some(HttpError::HeadersTooLarge));
+        let mut many = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for _ in 0..MAX_HEADERS {
+            many.extend_from_slice(b"A: b\r\n");
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&many).err(), Some(HttpError::HeadersTooLarge));
+    }
+
+    #[test]
+    fn absolute_form_target() {
+        let raw = b"GET http://pi:8080/events?x=1 HTTP/1.1\r\nHost: pi\r\n\r\n";
+        let h = complete(raw);
+        assert_eq!((h.path.of(raw), h.query.of(raw)), (&b"/events"[..], &b"x=1"[..]));
+    }
+}

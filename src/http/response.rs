@@ -1,0 +1,98 @@
+//! Responses: status lines and headers written into caller-owned buffers.
+
+use crate::sse::Writer;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Status {
+    Continue = 100,
+    Ok = 200,
+    NoContent = 204,
+    BadRequest = 400,
+    Unauthorized = 401,
+    Forbidden = 403,
+    NotFound = 404,
+    MethodNotAllowed = 405,
+    LengthRequired = 411,
+    PayloadTooLarge = 413,
+    UriTooLong = 414,
+    HeadersTooLarge = 431,
+    Internal = 500,
+    NotImplemented = 501,
+    Unavailable = 503,
+    VersionNotSupported = 505,
+}
+
+impl Status {
+    pub fn line(self) -> &'static [u8] {
+        match self {
+            Status::Continue => b"HTTP/1.1 100 Continue\r\n",
+            Status::Ok => b"HTTP/1.1 200 OK\r\n",
+            Status::NoContent => b"HTTP/1.1 204 No Content\r\n",
+            Status::BadRequest => b"HTTP/1.1 400 Bad Request\r\n",
+            Status::Unauthorized => b"HTTP/1.1 401 Unauthorized\r\n",
+            Status::Forbidden => b"HTTP/1.1 403 Forbidden\r\n",
+            Status::NotFound => b"HTTP/1.1 404 Not Found\r\n",
+            Status::MethodNotAllowed => b"HTTP/1.1 405 Method Not Allowed\r\n",
+            Status::LengthRequired => b"HTTP/1.1 411 Length Required\r\n",
+            Status::PayloadTooLarge => b"HTTP/1.1 413 Content Too Large\r\n",
+            Status::UriTooLong => b"HTTP/1.1 414 URI Too Long\r\n",
+            Status::HeadersTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+            Status::Internal => b"HTTP/1.1 500 Internal Server Error\r\n",
+            Status::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\n",
+            Status::Unavailable => b"HTTP/1.1 503 Service Unavailable\r\n",
+            Status::VersionNotSupported => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
+        }
+    }
+}
+
+/// The head of an event stream, up to (not including) the blank line; CORS and `Connection`
+/// follow from the caller.
+pub const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
+
+/// A complete 503 for a connection refused before it got a slot.
+pub const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 25\r\nRetry-After: 1\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\nserver full, retry later\n";
+
+/// Writes a complete response with a body of `content_type`. `extra` holds whole header lines
+/// (each ending in CRLF). Returns `None` when `w` is too small.
+pub fn simple(w: &mut Writer, status: Status, content_type: &str, body: &[u8], keep_alive: bool, extra: &[&[u8]]) -> Option<()> {
+    w.put(status.line())?;
+    if status != Status::NoContent {
+        w.put(b"Content-Type: ")?;
+        w.put(content_type.as_bytes())?;
+        w.put(b"\r\nContent-Length: ")?;
+        w.put_u64(body.len() as u64)?;
+        w.put(b"\r\n")?;
+    }
+    w.put(if keep_alive { b"Connection: keep-alive\r\n" } else { b"Connection: close\r\n" })?;
+    w.put(b"Access-Control-Allow-Origin: *\r\n")?;
+    for line in extra {
+        w.put(line)?;
+    }
+    w.put(b"\r\n")?;
+    w.put(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_response_length_matches_body() {
+        let text = std::str::from_utf8(FULL).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+
+    #[test]
+    fn simple_response() {
+        let mut buf = [0u8; 256];
+        let mut w = Writer { out: &mut buf, len: 0 };
+        simple(&mut w, Status::NotFound, "text/plain", b"no\n", false, &[b"Allow: GET\r\n"]).unwrap();
+        let n = w.len;
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
+        assert!(text.contains("Content-Length: 3\r\nConnection: close\r\n"));
+        assert!(text.ends_with("Allow: GET\r\n\r\nno\n"));
+    }
+}

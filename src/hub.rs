@@ -1,0 +1,154 @@
+//! The state requests act on, apart from connections and their buffers: configuration, the event
+//! log, subscriber filters and counters. Every source of events (HTTP, ticks, stdin, host
+//! programs) publishes through `Hub::publish`, so validation and routing rules live in one place.
+
+use crate::config::Config;
+use crate::conn::{Conn, State};
+use crate::event_log::{self, EventLog, Publish, PushError};
+use crate::filter::{Filters, valid_client_id};
+use crate::slab::Slab;
+use crate::sse::has_line_break_or_nul;
+use crate::time::Millis;
+
+/// Counters reported by /stats.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Stats {
+    pub accepted: u64,
+    pub published: u64,
+    /// Complete events written to subscribers.
+    pub delivered: u64,
+    pub bytes_written: u64,
+    pub dropped_slow: u64,
+    pub rejected_full: u64,
+    /// Targeted publishes refused because the client was not connected.
+    pub targeted_missing: u64,
+}
+
+/// Why an event was not published.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PublishError {
+    /// Data over `max_event_bytes`.
+    TooLarge,
+    /// CR, LF or NUL in `event`, `id` or `topic`.
+    LineBreak(&'static str),
+    /// A field over its length limit.
+    TooLong(&'static str),
+    /// `client` is not a valid client id.
+    BadClient,
+    /// `client` names no connected stream; nothing was stored.
+    ClientNotConnected,
+}
+
+impl PublishError {
+    pub fn message(self) -> &'static str {
+        match self {
+            PublishError::TooLarge => "event data too large",
+            PublishError::LineBreak(m) | PublishError::TooLong(m) => m,
+            PublishError::BadClient => "client id must be 1-64 of A-Z a-z 0-9 . _ ~ -",
+            PublishError::ClientNotConnected => "client not connected",
+        }
+    }
+}
+
+pub struct Hub {
+    pub config: Config,
+    pub log: EventLog,
+    pub filters: Filters,
+    pub stats: Stats,
+    /// Connections in the `Stream` state.
+    pub subscribers: usize,
+    /// Response head of every event stream, with the `retry:` line; built once.
+    pub stream_head: Vec<u8>,
+}
+
+impl Hub {
+    pub fn new(config: Config, slots: usize, first_seq: u64) -> Hub {
+        let budget = (config.history + event_log::SLACK_ENTRIES) * (config.max_event_bytes.min(64 * 1024) + 256);
+        // The largest possible frame (every data byte a line break) must fit too.
+        let largest = 7 * config.max_event_bytes + 2 * event_log::MAX_ID + 64;
+        let log = EventLog::new(config.history, budget.max(2 * largest), first_seq);
+        let mut stream_head = crate::http::response::STREAM_HEAD.to_vec();
+        stream_head.extend_from_slice(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n");
+        stream_head.extend_from_slice(format!("retry: {}\n\n", config.retry_ms).as_bytes());
+        Hub { filters: Filters::new(slots), log, stats: Stats::default(), subscribers: 0, stream_head, config }
+    }
+
+    /// Validates and appends an event; targeted events need their client connected.
+    pub fn publish(&mut self, p: &Publish, conns: &Slab<Conn>) -> Result<u64, PublishError> {
+        if p.data.len() > self.config.max_event_bytes {
+            return Err(PublishError::TooLarge);
+        }
+        for (value, name, limit) in [
+            (p.event, "event", event_log::MAX_EVENT_NAME),
+            (p.id, "id", event_log::MAX_ID),
+            (p.topic, "topic", event_log::MAX_TOPIC),
+        ] {
+            if has_line_break_or_nul(value) {
+                return Err(PublishError::LineBreak(match name {
+                    "event" => "event must not contain CR, LF or NUL",
+                    "id" => "id must not contain CR, LF or NUL",
+                    _ => "topic must not contain CR, LF or NUL",
+                }));
+            }
+            if value.len() > limit {
+                return Err(PublishError::TooLong(match name {
+                    "event" => "event name longer than 128 bytes",
+                    "id" => "id longer than 128 bytes",
+                    _ => "topic longer than 64 bytes",
+                }));
+            }
+        }
+        if !p.client.is_empty() {
+            if !valid_client_id(p.client) {
+                return Err(PublishError::BadClient);
+            }
+            if self.find_client(p.client, conns).is_none() {
+                self.stats.targeted_missing += 1;
+                return Err(PublishError::ClientNotConnected);
+            }
+        }
+        let seq = self.log.push(p).map_err(|e| match e {
+            PushError::TooLarge => PublishError::TooLarge,
+            PushError::FieldTooLong => PublishError::TooLong("field too long"),
+        })?;
+        self.stats.published += 1;
+        Ok(seq)
+    }
+
+    /// The stream connected under client id `client`.
+    pub fn find_client(&self, client: &[u8], conns: &Slab<Conn>) -> Option<crate::slab::Key> {
+        conns
+            .iter()
+            .find(|(key, c)| c.state() == State::Stream && c.filtered && self.filters.client(key.index) == client)
+            .map(|(key, _)| key)
+    }
+
+    /// The /stats body.
+    pub fn stats_json(&self, w: &mut crate::sse::Writer, clients: usize, now: Millis) -> Option<()> {
+        let s = &self.stats;
+        let fields: [(&str, u64); 11] = [
+            ("clients", clients as u64),
+            ("subscribers", self.subscribers as u64),
+            ("published", s.published),
+            ("delivered", s.delivered),
+            ("dropped_slow", s.dropped_slow),
+            ("rejected_full", s.rejected_full),
+            ("targeted_missing", s.targeted_missing),
+            ("bytes_written", s.bytes_written),
+            ("history", self.log.len().min(self.config.history) as u64),
+            ("max_clients", self.config.max_clients as u64),
+            ("uptime_secs", now.0 / 1000),
+        ];
+        w.put(b"{")?;
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                w.put(b", ")?;
+            }
+            w.put(b"\"")?;
+            w.put(name.as_bytes())?;
+            w.put(b"\": ")?;
+            w.put_u64(*value)?;
+        }
+        w.put(b"}\n")
+    }
+}

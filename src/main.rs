@@ -1,0 +1,42 @@
+//! The tinysse binary: flags and environment -> `Config` -> `Server::run`.
+
+use std::process::ExitCode;
+use tinysse::{Config, ConfigError, Server};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let config = match Config::from_args(std::env::args_os().skip(1), std::env::vars()) {
+        Ok(config) => config,
+        Err(ConfigError::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(ConfigError::Version) => {
+            println!("tinysse {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(ConfigError::Invalid(msg)) => {
+            eprintln!("tinysse: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut server = match Server::new(config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("tinysse: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = server.handle_signals() {
+        eprintln!("tinysse: cannot handle signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    log::info!("listening on {}", server.local_addr());
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tinysse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Request buffers: a bounded pool, allocated once, lent to connections while they send a
+//! request and get its response.
+//!
+//! Each buffer has an input part (request head, then body and any pipelined requests; its head
+//! part is the head-size limit) and an output part (the response head, or for /stream the frames
+//! being sent). A subscriber gives its buffer back as soon as its response head is written, so a
+//! few dozen buffers serve thousands of streams.
+
+use crate::http::Span;
+
+pub type BufId = u16;
+
+/// Size of the output part: the largest response head, gap event or /stats body.
+pub const OUT_BYTES: usize = 2048;
+
+/// What a lent buffer holds besides its bytes.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct BufState {
+    /// Bytes read into the input part.
+    pub in_len: u32,
+    /// Output bytes `out_pos..out_len` are still to be written.
+    pub out_pos: u32,
+    pub out_len: u32,
+    /// A `100 Continue` was already sent for the request at the front.
+    pub continued: bool,
+    /// Close the connection once the output is written.
+    pub close_after: bool,
+    /// The peer shut its write side; no more input will come.
+    pub eof: bool,
+    /// /stream: the text still to send, decoded in the input part.
+    pub text: Span,
+    /// /stream: milliseconds between frames.
+    pub delay_ms: u32,
+}
+
+impl BufState {
+    pub fn out_pending(&self) -> bool {
+        self.out_pos < self.out_len
+    }
+}
+
+pub struct Pool {
+    mem: Vec<u8>,
+    states: Vec<BufState>,
+    free: Vec<BufId>,
+    in_bytes: usize,
+}
+
+impl Pool {
+    /// `count` buffers with an input part of `in_bytes`.
+    pub fn new(count: usize, in_bytes: usize) -> Pool {
+        let count = count.clamp(1, BufId::MAX as usize);
+        Pool {
+            // Zeroed, so pages of buffers never lent stay non-resident.
+            mem: vec![0u8; count * (in_bytes + OUT_BYTES)],
+            states: vec![BufState::default(); count],
+            free: (0..count as BufId).rev().collect(),
+            in_bytes,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.states.len() - self.free.len()
+    }
+
+    pub fn input_capacity(&self) -> usize {
+        self.in_bytes
+    }
+
+    pub fn take(&mut self) -> Option<BufId> {
+        let id = self.free.pop()?;
+        self.states[id as usize] = BufState::default();
+        Some(id)
+    }
+
+    pub fn give_back(&mut self, id: BufId) {
+        debug_assert!(!self.free.contains(&id));
+        self.free.push(id);
+    }
+
+    pub fn state(&mut self, id: BufId) -> &mut BufState {
+        &mut self.states[id as usize]
+    }
+
+    /// The state, input part and output part of buffer `id`, borrowed together.
+    pub fn parts(&mut self, id: BufId) -> (&mut BufState, &mut [u8], &mut [u8]) {
+        let size = self.in_bytes + OUT_BYTES;
+        let region = &mut self.mem[id as usize * size..(id as usize + 1) * size];
+        let (input, out) = region.split_at_mut(self.in_bytes);
+        (&mut self.states[id as usize], input, out)
+    }
+
+    /// Output bytes not yet written.
+    pub fn pending_out(&self, id: BufId) -> &[u8] {
+        let s = &self.states[id as usize];
+        let base = id as usize * (self.in_bytes + OUT_BYTES) + self.in_bytes;
+        &self.mem[base + s.out_pos as usize..base + s.out_len as usize]
+    }
+
+    /// Drops the first `n` bytes of the input part (a request that has been handled), keeping
+    /// what was pipelined after it.
+    pub fn consume_input(&mut self, id: BufId, n: usize) {
+        let (state, input, _) = self.parts(id);
+        let len = state.in_len as usize;
+        input.copy_within(n..len, 0);
+        state.in_len = (len - n) as u32;
+        state.continued = false;
+    }
+}

@@ -1,0 +1,289 @@
+//! What each route does with a complete request: publish, subscribe, /stream, /stats, CORS
+//! preflight. Handlers read the request from its buffer and write the response head (and small
+//! bodies) into the buffer's output part; the server then drives the connection accordingly.
+
+use crate::conn::Conn;
+use crate::event_log::{MAX_ID, Publish, Resume};
+use crate::filter::{FilterError, valid_client_id};
+use crate::http::decode::Params;
+use crate::http::response::{self, Status};
+use crate::http::{Body, Head, HttpError, Method, Span};
+use crate::hub::{Hub, PublishError};
+use crate::slab::Slab;
+use crate::sse::{Frame, Writer};
+use crate::time::Millis;
+
+/// Longest /stream text, in bytes.
+pub const MAX_STREAM_TEXT: usize = 4096;
+/// Longest /stream delay between frames.
+pub const MAX_STREAM_DELAY_MS: u32 = 10_000;
+
+/// What the server does after a handler.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A complete response is in the output part; close afterwards when `close`.
+    Respond { close: bool },
+    /// The connection is now a subscriber starting at event `cursor`; its filter (when
+    /// `filtered`) is set in `Filters`.
+    Subscribe { cursor: u64, filtered: bool },
+    /// The connection is now a /stream: text and delay are in the buffer state.
+    Text,
+}
+
+/// One complete request, borrowed from its buffer.
+pub struct Request<'a> {
+    pub head: Head,
+    /// The input part: head, then body at `body`.
+    pub input: &'a mut [u8],
+    pub body: Span,
+    pub out: Writer<'a>,
+    /// Slab index of the connection (its `Filters` region).
+    pub slot: u32,
+    pub now: Millis,
+    /// /stream text and delay, set by `Outcome::Text`.
+    pub text: Span,
+    pub delay_ms: u32,
+}
+
+const ALLOW_EVENTS: &[u8] = b"GET, POST, OPTIONS";
+const ALLOW_GET: &[u8] = b"GET, OPTIONS";
+const ALLOW_POST: &[u8] = b"POST, OPTIONS";
+
+pub fn route(hub: &mut Hub, conns: &Slab<Conn>, clients: usize, req: &mut Request) -> Result<Outcome, HttpError> {
+    let path = req.head.path.of(req.input);
+    let method = req.head.method;
+    if method == Method::Options {
+        return preflight(req);
+    }
+    let allow = match path {
+        b"/events" => ALLOW_EVENTS,
+        b"/sse" | b"/stream" | b"/stats" | b"/" => ALLOW_GET,
+        b"/sse/send" => ALLOW_POST,
+        _ => return Err(HttpError::NotFound("not found")),
+    };
+    match (path, method) {
+        (b"/events", Method::Get) => subscribe(hub, conns, req, "client"),
+        (b"/sse", Method::Get) => subscribe(hub, conns, req, "clientId"),
+        (b"/events", Method::Post) => publish(hub, conns, req, ["data", "client"]),
+        (b"/sse/send", Method::Post) => publish(hub, conns, req, ["message", "clientId"]),
+        (b"/stream", Method::Get) => text_stream(req),
+        (b"/stats", Method::Get) => {
+            let mut body = [0u8; 512];
+            let mut w = Writer { out: &mut body, len: 0 };
+            hub.stats_json(&mut w, clients, req.now).ok_or(HttpError::BadRequest("stats too large"))?;
+            let len = w.len;
+            respond(req, Status::Ok, "application/json", &body[..len], &[b"Cache-Control: no-store\r\n"])
+        }
+        (b"/", Method::Get) => respond(req, Status::Ok, "text/plain; charset=utf-8", INDEX, &[]),
+        _ => Err(HttpError::MethodNotAllowed(std::str::from_utf8(allow).unwrap_or("GET"))),
+    }
+}
+
+const INDEX: &[u8] = b"tinysse: Server-Sent Events\n\n\
+GET  /events[?topic=T&client=ID]   subscribe (Last-Event-ID replays missed events)\n\
+POST /events                       publish: form fields data, event, id, topic, client\n\
+GET  /sse?clientId=ID              subscribe as a named client\n\
+POST /sse/send                     clientId, message: send to one client\n\
+GET  /stream?text=T&delay_ms=D     a token-by-token stream\n\
+GET  /stats                        counters as JSON\n";
+
+/// Writes a complete response into the output part.
+fn respond(req: &mut Request, status: Status, content_type: &str, body: &[u8], extra: &[&[u8]]) -> Result<Outcome, HttpError> {
+    let keep_alive = req.head.keep_alive;
+    response::simple(&mut req.out, status, content_type, body, keep_alive, extra).ok_or(HttpError::BadRequest("response too large"))?;
+    Ok(Outcome::Respond { close: !keep_alive })
+}
+
+fn preflight(req: &mut Request) -> Result<Outcome, HttpError> {
+    respond(
+        req,
+        Status::NoContent,
+        "",
+        b"",
+        &[
+            b"Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n",
+            b"Access-Control-Allow-Headers: Content-Type, Last-Event-ID, Authorization, Cache-Control\r\n",
+            b"Access-Control-Max-Age: 86400\r\n",
+        ],
+    )
+}
+
+/// Query parameters, then (for forms) body fields, decoded in place.
+fn params(req: &mut Request, form_body: bool) -> Result<Params, HttpError> {
+    let mut params = Params::default();
+    if form_body && req.head.form {
+        params.parse(req.input, req.body)?;
+    }
+    params.parse(req.input, req.head.query)?;
+    Ok(params)
+}
+
+fn publish(hub: &mut Hub, conns: &Slab<Conn>, req: &mut Request, [data_name, client_name]: [&str; 2]) -> Result<Outcome, HttpError> {
+    if req.head.body == Body::None {
+        return Err(HttpError::LengthRequired);
+    }
+    let p = params(req, true)?;
+    let data = if req.head.form {
+        p.span(req.input, data_name).ok_or(HttpError::BadRequest(if data_name == "data" { "missing field: data" } else { "missing field: message" }))?
+    } else {
+        if std::str::from_utf8(req.body.of(req.input)).is_err() {
+            return Err(HttpError::BadRequest("body is not valid UTF-8"));
+        }
+        req.body
+    };
+    let input: &[u8] = req.input;
+    let client = p.get(input, client_name).unwrap_or(b"");
+    if client_name == "clientId" && client.is_empty() {
+        return Err(HttpError::BadRequest("missing field: clientId"));
+    }
+    let event = Publish {
+        id: p.get(input, "id").unwrap_or(b""),
+        event: p.get(input, "event").unwrap_or(b""),
+        data: data.of(input),
+        topic: p.get(input, "topic").unwrap_or(b""),
+        client,
+    };
+    let seq = hub.publish(&event, conns).map_err(|e| match e {
+        PublishError::TooLarge => HttpError::PayloadTooLarge,
+        PublishError::ClientNotConnected => HttpError::NotFound(e.message()),
+        _ => HttpError::BadRequest(e.message()),
+    })?;
+    let mut body = [0u8; MAX_ID + 1];
+    let id = hub.log.get(seq).map_or(&b""[..], |v| v.id);
+    body[..id.len()].copy_from_slice(id);
+    body[id.len()] = b'\n';
+    respond(req, Status::Ok, "text/plain; charset=utf-8", &body[..id.len() + 1], &[])
+}
+
+fn subscribe(hub: &mut Hub, conns: &Slab<Conn>, req: &mut Request, client_name: &str) -> Result<Outcome, HttpError> {
+    let p = params(req, false)?;
+    let input: &[u8] = req.input;
+    let client = p.get(input, client_name).unwrap_or(b"");
+    if client_name == "clientId" && client.is_empty() {
+        return Err(HttpError::BadRequest("missing parameter: clientId"));
+    }
+    if !client.is_empty() && !valid_client_id(client) {
+        return Err(HttpError::BadRequest("client id must be 1-64 of A-Z a-z 0-9 . _ ~ -"));
+    }
+    // The header wins over the query parameters (for clients that cannot set headers).
+    let last_id = match req.head.last_event_id {
+        Some(span) => span.of(input),
+        None => p.get(input, "lastEventId").or_else(|| p.get(input, "last_event_id")).unwrap_or(b""),
+    };
+    if last_id.len() > MAX_ID {
+        return Err(HttpError::BadRequest("Last-Event-ID longer than 128 bytes"));
+    }
+    let replacing = !client.is_empty() && hub.find_client(client, conns).is_some();
+    if hub.subscribers >= hub.config.max_clients && !replacing {
+        return Err(HttpError::Unavailable);
+    }
+    let filtered = !client.is_empty() || p.get(input, "topic").is_some();
+    if filtered {
+        hub.filters.set(req.slot, client, p.all(input, "topic")).map_err(|e| {
+            HttpError::BadRequest(match e {
+                FilterError::TooManyTopics => "at most 8 topics per subscriber",
+                FilterError::TopicTooLong => "topic longer than 64 bytes",
+                FilterError::BadTopic => "topic must be non-empty without CR, LF or NUL",
+                FilterError::BadClient => "client id must be 1-64 of A-Z a-z 0-9 . _ ~ -",
+            })
+        })?;
+    }
+    let (cursor, gap) = if last_id.is_empty() {
+        (hub.log.next_seq(), false)
+    } else {
+        match hub.log.resume(last_id) {
+            Resume::After(seq) => (seq, false),
+            Resume::Gap { from } => (from, true),
+        }
+    };
+    let w = &mut req.out;
+    let full = || HttpError::BadRequest("response too large");
+    w.put(&hub.stream_head).ok_or_else(full)?;
+    if gap {
+        let oldest = (from_seq(hub, cursor)).unwrap_or(b"");
+        w.put(b"event: gap\ndata: {\"last_event_id\": ").ok_or_else(full)?;
+        json_string(w, last_id).ok_or_else(full)?;
+        w.put(b", \"oldest\": ").ok_or_else(full)?;
+        if oldest.is_empty() { w.put(b"null") } else { json_string(w, oldest) }.ok_or_else(full)?;
+        w.put(b"}\n\n").ok_or_else(full)?;
+    }
+    Ok(Outcome::Subscribe { cursor, filtered })
+}
+
+/// The id of retained event `seq`, if retained.
+fn from_seq(hub: &Hub, seq: u64) -> Option<&[u8]> {
+    hub.log.get(seq).map(|v| v.id)
+}
+
+/// Writes `s` as a JSON string literal.
+fn json_string(w: &mut Writer, s: &[u8]) -> Option<()> {
+    w.put(b"\"")?;
+    for &b in s {
+        match b {
+            b'"' => w.put(b"\\\"")?,
+            b'\\' => w.put(b"\\\\")?,
+            0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                w.put(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]])?
+            }
+            _ => w.put(&[b])?,
+        }
+    }
+    w.put(b"\"")
+}
+
+fn text_stream(req: &mut Request) -> Result<Outcome, HttpError> {
+    let p = params(req, false)?;
+    let input: &[u8] = req.input;
+    let text = match p.span(input, "text") {
+        Some(span) => span,
+        None => {
+            // The default text goes where the request line was: the head is no longer needed.
+            const DEFAULT: &[u8] = b"Hello World";
+            req.input[..DEFAULT.len()].copy_from_slice(DEFAULT);
+            Span::new(0, DEFAULT.len())
+        }
+    };
+    if text.len() > MAX_STREAM_TEXT {
+        return Err(HttpError::BadRequest("text longer than 4096 bytes"));
+    }
+    let delay = match p.get(req.input, "delay_ms") {
+        None => 100,
+        Some(v) => parse_u32(v).filter(|&d| d <= MAX_STREAM_DELAY_MS).ok_or(HttpError::BadRequest("delay_ms must be 0 to 10000"))?,
+    };
+    req.out.put(crate::http::response::STREAM_HEAD).ok_or(HttpError::BadRequest("response too large"))?;
+    req.out.put(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n").ok_or(HttpError::BadRequest("response too large"))?;
+    req.text = text;
+    req.delay_ms = delay;
+    Ok(Outcome::Text)
+}
+
+fn parse_u32(v: &[u8]) -> Option<u32> {
+    if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')))
+}
+
+/// Appends the next /stream frame (one Unicode scalar value of `text`, or `[DONE]` when `text` is
+/// empty) to `out`; returns the bytes of `text` consumed, or `None` when `out` has no room.
+pub fn next_text_frame(text: &[u8], out: &mut Writer) -> Option<usize> {
+    let (data, used): (&[u8], usize) = match text.first() {
+        None => (b"[DONE]", 0),
+        Some(&b) => {
+            let len = match b {
+                0x00..=0x7f => 1,
+                0xc0..=0xdf => 2,
+                0xe0..=0xef => 3,
+                _ => 4,
+            };
+            let len = len.min(text.len());
+            (&text[..len], len)
+        }
+    };
+    let frame = Frame { id: b"", event: b"", data };
+    let start = out.len;
+    let n = frame.encode(&mut out.out[start..])?;
+    out.len += n;
+    Some(used)
+}

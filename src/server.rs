@@ -1,0 +1,783 @@
+//! The event loop: one thread, one `mio::Poll`, edge-triggered.
+//!
+//! Each iteration waits for readiness or the earliest deadline, handles every ready connection
+//! (reading until WouldBlock, answering complete requests), runs due timers, and then makes one
+//! flush pass: every subscriber with events it has not received is written once, so events
+//! published in the same iteration reach each subscriber in a single `writev`.
+
+use crate::config::{Config, MAX_HEAD_BYTES, RESERVE_SLOTS};
+use crate::conn::{Conn, State, Timeouts};
+use crate::http::request::{Parsed, parse_head};
+use crate::http::response::{self, Status};
+use crate::http::{Body, HttpError, Span};
+use crate::hub::Hub;
+use crate::pool::{BufId, Pool};
+use crate::routes::{self, Outcome, Request};
+use crate::slab::{Key, Slab};
+use crate::sse::Writer;
+use crate::stream::{self, WriteError};
+use crate::time::Millis;
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+
+/// Readiness events taken per poll.
+const EVENTS: usize = 1024;
+
+/// First delay before accepting again after an accept error such as EMFILE; doubles up to
+/// `ACCEPT_RETRY_MAX` while the error persists.
+const ACCEPT_RETRY_MIN: Millis = Millis(50);
+const ACCEPT_RETRY_MAX: Millis = Millis(1000);
+
+/// A tinysse server: build it from a `Config`, then `run()` it or call `poll()` from your own
+/// loop.
+pub struct Server {
+    poll: Poll,
+    events: Events,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    conns: Slab<Conn>,
+    pool: Pool,
+    /// Connections waiting for a request buffer, oldest first.
+    waiting: VecDeque<Key>,
+    hub: Hub,
+    timeouts: Timeouts,
+    clock: Instant,
+    /// No connection has a deadline before this.
+    next_timer: Millis,
+    /// `log.next_seq()` at the last flush pass.
+    flushed_seq: u64,
+    accept: AcceptState,
+    stopping: bool,
+}
+
+struct AcceptState {
+    /// Accepting is paused after an error until then (`NEVER` when not paused).
+    retry_at: Millis,
+    backoff: Millis,
+    /// Errors not logged since the last warning (rate limiting).
+    suppressed: u64,
+    last_warn: Option<Millis>,
+}
+
+impl Server {
+    /// Binds the listening socket and allocates everything the server will ever use.
+    pub fn new(config: Config) -> io::Result<Server> {
+        let slots = config.max_clients + RESERVE_SLOTS;
+        if slots > crate::slab::MAX_CAPACITY {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "max-clients too large"));
+        }
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let local_addr = listener.local_addr()?;
+        let body_bytes = 3 * config.max_event_bytes + 1024;
+        let pool = Pool::new(config.request_buffers.min(slots), MAX_HEAD_BYTES + body_bytes);
+        let first_seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        let timeouts = Timeouts {
+            head: Millis::from_secs(config.head_timeout_secs),
+            keepalive: Millis::from_secs(config.keepalive_timeout_secs),
+            heartbeat: if config.heartbeat_secs == 0 { Millis::NEVER } else { Millis::from_secs(config.heartbeat_secs) },
+            stream: if config.stream_timeout_secs == 0 { Millis::NEVER } else { Millis::from_secs(config.stream_timeout_secs) },
+        };
+        let hub = Hub::new(config, slots, first_seq);
+        Ok(Server {
+            poll,
+            events: Events::with_capacity(EVENTS),
+            listener: Some(listener),
+            local_addr,
+            signals: None,
+            conns: Slab::with_capacity(slots),
+            pool,
+            waiting: VecDeque::with_capacity(slots),
+            flushed_seq: hub.log.next_seq(),
+            hub,
+            timeouts,
+            clock: Instant::now(),
+            next_timer: Millis::NEVER,
+            accept: AcceptState { retry_at: Millis::NEVER, backoff: ACCEPT_RETRY_MIN, suppressed: 0, last_warn: None },
+            stopping: false,
+        })
+    }
+
+    /// The address the server listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops the server on SIGINT or SIGTERM: streams are ended and `run` returns.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM])?;
+        self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Serves until `shutdown` (or a signal, with `handle_signals`).
+    pub fn run(&mut self) -> io::Result<()> {
+        while !self.stopping {
+            self.poll(None)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `shutdown` has run.
+    pub fn is_stopped(&self) -> bool {
+        self.stopping
+    }
+
+    /// Stops accepting, ends every stream (subscribers see the end of the response) and closes
+    /// every connection.
+    pub fn shutdown(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.listener = None;
+        let now = self.now();
+        for index in 0..self.conns.capacity() {
+            let Some(key) = self.conns.key_at(index) else { continue };
+            if self.conns.get(key).is_some_and(|c| c.state() == State::Stream) {
+                self.write_stream(key, now);
+            }
+            if let Some(conn) = self.conns.get(key) {
+                let _ = conn.sock.shutdown(Shutdown::Write);
+            }
+            self.close(key, "server stopping");
+        }
+        info!("stopped");
+    }
+
+    fn now(&self) -> Millis {
+        Millis::from_duration(self.clock.elapsed())
+    }
+
+    /// Waits for readiness (at most `timeout`, or until the next deadline) and handles it.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let now = self.now();
+        let next = self.next_timer.min(self.accept.retry_at);
+        let wait = match (timeout, next.is_never()) {
+            (t, true) => t,
+            (None, false) => Some(next.until(now)),
+            (Some(t), false) => Some(t.min(next.until(now))),
+        };
+        // Taken out so handlers can borrow `self`; `with_capacity(0)` does not allocate.
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let result = self.poll.poll(&mut events, wait);
+        if let Err(e) = result {
+            self.events = events;
+            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+        }
+        let now = self.now();
+        for event in events.iter() {
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let writable = event.is_writable() || event.is_write_closed();
+            match event.token() {
+                LISTENER => self.accept_ready(now),
+                SIGNALS => self.on_signal(),
+                token => {
+                    let Some(key) = Key::from_token(token) else { continue };
+                    if writable {
+                        self.on_writable(key, now);
+                    }
+                    if readable {
+                        self.on_readable(key, now);
+                    }
+                    self.rearm(key);
+                }
+            }
+        }
+        self.events = events;
+        if self.stopping {
+            return Ok(());
+        }
+        self.serve_waiting(now);
+        if self.accept.retry_at <= now {
+            self.accept.retry_at = Millis::NEVER;
+            self.accept_ready(now);
+        }
+        if self.next_timer <= now {
+            self.run_timers(now);
+        }
+        self.flush_streams(now);
+        self.serve_waiting(now);
+        Ok(())
+    }
+
+    fn on_signal(&mut self) {
+        let mut got = false;
+        if let Some(signals) = &mut self.signals {
+            got = signals.pending().next().is_some();
+        }
+        if got {
+            info!("signal received, stopping");
+            self.shutdown();
+        }
+    }
+
+    /// Lowers `next_timer` to the deadline of `key`, if earlier.
+    fn rearm(&mut self, key: Key) {
+        if let Some(conn) = self.conns.get(key) {
+            self.next_timer = self.next_timer.min(conn.deadline(&self.timeouts));
+        }
+    }
+
+    // ---- accepting ----
+
+    fn accept_ready(&mut self, now: Millis) {
+        while now >= self.accept.retry_at || self.accept.retry_at.is_never() {
+            let Some(listener) = &self.listener else { return };
+            match listener.accept() {
+                Ok((sock, peer)) => {
+                    self.accept.backoff = ACCEPT_RETRY_MIN;
+                    self.hub.stats.accepted += 1;
+                    self.admit(sock, peer, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the queue stays in the kernel; try again
+                    // on a timer and whenever a connection closes.
+                    self.accept_error(&e, now);
+                    self.accept.retry_at = now.after(self.accept.backoff);
+                    self.accept.backoff = Millis(self.accept.backoff.0 * 2).min(ACCEPT_RETRY_MAX);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn accept_error(&mut self, e: &io::Error, now: Millis) {
+        let quiet = self.accept.last_warn.is_some_and(|t| now < t.after(Millis(1000)));
+        if quiet {
+            self.accept.suppressed += 1;
+            return;
+        }
+        if self.accept.suppressed > 0 {
+            warn!("accept failed: {e} ({} more since the last warning); retrying", self.accept.suppressed);
+        } else {
+            warn!("accept failed: {e}; retrying");
+        }
+        self.accept.suppressed = 0;
+        self.accept.last_warn = Some(now);
+    }
+
+    fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr, now: Millis) {
+        if self.conns.is_full() {
+            reject_full(&mut sock);
+            self.hub.stats.rejected_full += 1;
+            warn!("{peer}: 503, all {} connection slots in use", self.conns.capacity());
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let key = match self.conns.insert(Conn::new(sock, now)) {
+            Ok(key) => key,
+            Err(_) => return,
+        };
+        let registered = match self.conns.get_mut(key) {
+            Some(conn) => self.poll.registry().register(&mut conn.sock, key.token(), Interest::READABLE | Interest::WRITABLE),
+            None => return,
+        };
+        if let Err(e) = registered {
+            warn!("{peer}: cannot register connection: {e}");
+            self.conns.remove(key);
+            return;
+        }
+        debug!("{peer}: accepted");
+        self.want_buffer(key, now);
+        self.rearm(key);
+    }
+
+    // ---- request buffers ----
+
+    /// Lends `key` a request buffer and starts reading, or queues it until one is free.
+    fn want_buffer(&mut self, key: Key, now: Millis) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        match self.pool.take() {
+            Some(id) => {
+                conn.buf = Some(id);
+                conn.set_state(State::Request, now);
+                self.drive_request(key, now);
+            }
+            None => {
+                conn.set_state(State::Waiting, now);
+                if self.waiting.len() == self.waiting.capacity() {
+                    // Drop keys of connections that have closed since they queued.
+                    let conns = &self.conns;
+                    self.waiting.retain(|&k| conns.get(k).is_some_and(|c| c.state() == State::Waiting));
+                }
+                self.waiting.push_back(key);
+            }
+        }
+    }
+
+    fn release_buffer(&mut self, key: Key) {
+        if let Some(id) = self.conns.get_mut(key).and_then(|c| c.buf.take()) {
+            self.pool.give_back(id);
+        }
+    }
+
+    fn serve_waiting(&mut self, now: Millis) {
+        while self.pool.in_use() < self.pool.capacity() {
+            let Some(key) = self.waiting.pop_front() else { return };
+            if self.conns.get(key).is_some_and(|c| c.state() == State::Waiting) {
+                self.want_buffer(key, now);
+                self.rearm(key);
+            }
+        }
+    }
+
+    // ---- readiness ----
+
+    fn on_readable(&mut self, key: Key, now: Millis) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        match conn.state() {
+            State::Waiting => conn.readable = true,
+            State::Idle => self.want_buffer(key, now),
+            State::Request => self.drive_request(key, now),
+            State::Stream | State::Text | State::Linger => {
+                // Nothing is expected from these peers; read only to notice their close.
+                if let Err(why) = discard_input(&mut conn.sock) {
+                    self.close(key, why);
+                }
+            }
+        }
+    }
+
+    fn on_writable(&mut self, key: Key, now: Millis) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        conn.write_blocked = false;
+        match conn.state() {
+            State::Request => self.drive_request(key, now),
+            State::Stream => self.write_stream(key, now),
+            State::Text => self.drive_text(key, now),
+            State::Waiting | State::Idle | State::Linger => {}
+        }
+    }
+
+    // ---- requests ----
+
+    /// Writes pending output, reads input and answers complete requests, in order, until the
+    /// connection waits for the network or changes state.
+    fn drive_request(&mut self, key: Key, now: Millis) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else { return };
+            let (State::Request, Some(id)) = (conn.state(), conn.buf) else { return };
+            match flush_out(&mut conn.sock, &mut self.pool, id) {
+                Ok(true) => {}
+                Ok(false) => {
+                    conn.write_blocked = true;
+                    return;
+                }
+                Err(_) => return self.close(key, "write failed"),
+            }
+            if self.pool.state(id).close_after {
+                return self.linger(key, now);
+            }
+            if let Err(why) = read_input(&mut conn.sock, &mut self.pool, id) {
+                return self.close(key, why);
+            }
+            conn.readable = false;
+            match self.handle_request(key, id, now) {
+                Step::Responded => {
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        conn.since = now;
+                    }
+                }
+                Step::Upgraded => return,
+                Step::NeedMore => {
+                    let state = *self.pool.state(id);
+                    if state.eof {
+                        return self.close(key, if state.in_len == 0 { "closed by peer" } else { "closed mid-request" });
+                    }
+                    if state.in_len == 0 {
+                        // Keep-alive between requests: no buffer needed until bytes arrive.
+                        self.release_buffer(key);
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            conn.set_state(State::Idle, now);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers the request at the front of the buffer, if it is complete.
+    fn handle_request(&mut self, key: Key, id: BufId, now: Millis) -> Step {
+        let capacity = self.pool.input_capacity();
+        let clients = self.conns.len();
+        let (state, input, out) = self.pool.parts(id);
+        let in_len = state.in_len as usize;
+        if in_len == 0 {
+            return Step::NeedMore;
+        }
+        let head = match parse_head(&input[..in_len], MAX_HEAD_BYTES) {
+            Ok(Parsed::Partial) => return Step::NeedMore,
+            Ok(Parsed::Complete(head)) => head,
+            Err(e) => return self.refuse(key, id, e),
+        };
+        let body_len = match head.body {
+            Body::None => 0,
+            Body::Length(n) => n as usize,
+            Body::Chunked => return self.refuse(key, id, HttpError::LengthRequired),
+        };
+        if head.len + body_len > capacity {
+            return self.refuse(key, id, HttpError::PayloadTooLarge);
+        }
+        if in_len < head.len + body_len {
+            if head.expect_continue && !state.continued {
+                state.continued = true;
+                let line = b"HTTP/1.1 100 Continue\r\n\r\n";
+                out[..line.len()].copy_from_slice(line);
+                state.out_pos = 0;
+                state.out_len = line.len() as u32;
+                return Step::Responded;
+            }
+            return Step::NeedMore;
+        }
+        let mut req = Request {
+            head,
+            input: &mut input[..],
+            body: Span::new(head.len, head.len + body_len),
+            out: Writer { out, len: 0 },
+            slot: key.index,
+            now,
+            text: Span::default(),
+            delay_ms: 0,
+        };
+        let outcome = routes::route(&mut self.hub, &self.conns, clients, &mut req);
+        let (out_len, text, delay_ms) = (req.out.len as u32, req.text, req.delay_ms);
+        match outcome {
+            Err(e) => self.refuse(key, id, e),
+            Ok(Outcome::Respond { close }) => {
+                let state = self.pool.state(id);
+                state.out_pos = 0;
+                state.out_len = out_len;
+                state.close_after = close;
+                self.pool.consume_input(id, head.len + body_len);
+                Step::Responded
+            }
+            Ok(Outcome::Subscribe { cursor, filtered }) => {
+                let state = self.pool.state(id);
+                state.out_pos = 0;
+                state.out_len = out_len;
+                self.become_stream(key, cursor, filtered, now);
+                Step::Upgraded
+            }
+            Ok(Outcome::Text) => {
+                let state = self.pool.state(id);
+                state.out_pos = 0;
+                state.out_len = out_len;
+                state.text = text;
+                state.delay_ms = delay_ms;
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.set_state(State::Text, now);
+                }
+                self.drive_text(key, now);
+                Step::Upgraded
+            }
+        }
+    }
+
+    /// Writes an error response; the connection closes once it is sent.
+    fn refuse(&mut self, key: Key, id: BufId, e: HttpError) -> Step {
+        if let Some(conn) = self.conns.get(key) {
+            let peer = conn.sock.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+            warn!("{peer}: {} {}", e.status() as u16, e.message());
+        }
+        let (state, _, out) = self.pool.parts(id);
+        let mut w = Writer { out, len: 0 };
+        write_error(&mut w, e);
+        state.out_pos = 0;
+        state.out_len = w.len as u32;
+        state.close_after = true;
+        // Whatever follows a refused request cannot be trusted to be a request.
+        state.in_len = 0;
+        Step::Responded
+    }
+
+    /// Shuts our side and waits (briefly) for the peer's EOF before closing, so the last
+    /// response is not destroyed by a reset caused by unread input.
+    fn linger(&mut self, key: Key, now: Millis) {
+        self.release_buffer(key);
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if conn.state() == State::Stream {
+            self.hub.subscribers -= 1;
+        }
+        let _ = conn.sock.shutdown(Shutdown::Write);
+        conn.set_state(State::Linger, now);
+        if let Err(why) = discard_input(&mut conn.sock) {
+            self.close(key, why);
+        }
+        self.rearm(key);
+    }
+
+    fn close(&mut self, key: Key, why: &str) {
+        let Some(conn) = self.conns.remove(key) else { return };
+        if conn.state() == State::Stream {
+            self.hub.subscribers -= 1;
+        }
+        if let Some(id) = conn.buf {
+            self.pool.give_back(id);
+        }
+        if log::log_enabled!(log::Level::Debug) {
+            let peer = conn.sock.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+            debug!("{peer}: closed ({why})");
+        }
+        if !self.accept.retry_at.is_never() {
+            // Accepting was paused for lack of descriptors: one just came free.
+            self.accept.retry_at = Millis::ZERO;
+        }
+    }
+
+    // ---- streams ----
+
+    fn become_stream(&mut self, key: Key, cursor: u64, filtered: bool, now: Millis) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        conn.set_state(State::Stream, now);
+        conn.cursor = cursor;
+        conn.cursor_off = 0;
+        conn.filtered = filtered;
+        self.hub.subscribers += 1;
+        let client = self.hub.filters.client(key.index);
+        if filtered && !client.is_empty() {
+            let older = self.conns.iter().find(|(k, c)| *k != key && c.state() == State::Stream && c.filtered && self.hub.filters.client(k.index) == client).map(|(k, _)| k);
+            if let Some(older) = older {
+                info!("client {}: replaced by a new stream", String::from_utf8_lossy(client));
+                self.end_stream(older, now);
+            }
+        }
+        self.write_stream(key, now);
+    }
+
+    fn write_stream(&mut self, key: Key, now: Millis) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let result = stream::write(conn, &self.hub.log, &self.hub.filters, &mut self.pool, key.index);
+        match result {
+            Ok(w) => {
+                self.hub.stats.delivered += w.events;
+                self.hub.stats.bytes_written += w.bytes;
+                if w.bytes > 0 {
+                    conn.last_write = now;
+                }
+                if w.head_done {
+                    self.release_buffer(key);
+                }
+                if let Some(conn) = self.conns.get(key) {
+                    if conn.ending && conn.at_boundary() && conn.buf.is_none() {
+                        self.end_stream(key, now);
+                    }
+                }
+            }
+            Err(WriteError::Overrun) => {
+                self.hub.stats.dropped_slow += 1;
+                let peer = conn.sock.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+                warn!("{peer}: dropped slow subscriber (fell more than the event log behind)");
+                self.close(key, "too slow");
+            }
+            Err(WriteError::Io) => self.close(key, "write failed"),
+        }
+    }
+
+    /// Ends a stream cleanly (between two events): the client sees the response end.
+    fn end_stream(&mut self, key: Key, now: Millis) {
+        self.linger(key, now);
+    }
+
+    /// Writes every subscriber that has events it has not received yet, once.
+    fn flush_streams(&mut self, now: Millis) {
+        let next = self.hub.log.next_seq();
+        if next == self.flushed_seq {
+            return;
+        }
+        self.flushed_seq = next;
+        let first = self.hub.log.first_seq();
+        for index in 0..self.conns.capacity() {
+            let Some(key) = self.conns.key_at(index) else { continue };
+            let Some(conn) = self.conns.get(key) else { continue };
+            if conn.state() != State::Stream || conn.cursor >= next {
+                continue;
+            }
+            if conn.write_blocked && conn.cursor >= first {
+                continue;
+            }
+            // Blocked and overrun streams are dropped here, promptly, by write_stream.
+            self.write_stream(key, now);
+        }
+    }
+
+    /// /stream: sends the frames that are due, then `[DONE]`, then closes.
+    fn drive_text(&mut self, key: Key, now: Millis) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else { return };
+            let (State::Text, Some(id)) = (conn.state(), conn.buf) else { return };
+            match flush_out(&mut conn.sock, &mut self.pool, id) {
+                Ok(true) => {}
+                Ok(false) => {
+                    conn.write_blocked = true;
+                    return;
+                }
+                Err(_) => return self.close(key, "write failed"),
+            }
+            let (state, input, out) = self.pool.parts(id);
+            if state.close_after {
+                return self.linger(key, now);
+            }
+            if conn.last_write > now {
+                return; // next frame not due yet
+            }
+            let mut w = Writer { out, len: 0 };
+            while let Some(used) = routes::next_text_frame(state.text.of(input), &mut w) {
+                if state.text.is_empty() {
+                    state.close_after = true;
+                    break;
+                }
+                state.text.start += used as u32;
+                if state.delay_ms > 0 {
+                    break;
+                }
+            }
+            state.out_pos = 0;
+            state.out_len = w.len as u32;
+            conn.last_write = now.after(Millis(u64::from(state.delay_ms)));
+        }
+    }
+
+    // ---- timers ----
+
+    fn run_timers(&mut self, now: Millis) {
+        let mut next = Millis::NEVER;
+        for index in 0..self.conns.capacity() {
+            let Some(key) = self.conns.key_at(index) else { continue };
+            let due = self.conns.get(key).is_some_and(|c| c.deadline(&self.timeouts) <= now);
+            if due {
+                self.on_deadline(key, now);
+            }
+            if let Some(conn) = self.conns.get(key) {
+                next = next.min(conn.deadline(&self.timeouts));
+            }
+        }
+        self.next_timer = next;
+    }
+
+    fn on_deadline(&mut self, key: Key, now: Millis) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        match conn.state() {
+            State::Waiting | State::Request => {
+                let peer = conn.sock.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+                warn!("{peer}: request head not complete after {} s, closing", self.timeouts.head.0 / 1000);
+                self.close(key, "head timeout");
+            }
+            State::Idle => self.close(key, "keep-alive timeout"),
+            State::Linger => self.close(key, "linger done"),
+            State::Text => self.drive_text(key, now),
+            State::Stream => {
+                if now >= conn.since.after(self.timeouts.stream) {
+                    conn.ending = true;
+                } else if conn.at_boundary() && !conn.write_blocked {
+                    conn.heartbeat_left = crate::sse::HEARTBEAT.len() as u8;
+                }
+                self.write_stream(key, now);
+            }
+        }
+    }
+}
+
+/// What handling the request at the front of a buffer did.
+enum Step {
+    /// Not complete yet.
+    NeedMore,
+    /// A response (or `100 Continue`) is in the output part.
+    Responded,
+    /// The connection became a stream.
+    Upgraded,
+}
+
+fn write_error(w: &mut Writer, e: HttpError) {
+    let mut body = [0u8; 128];
+    let msg = e.message().as_bytes();
+    let n = msg.len().min(body.len() - 1);
+    body[..n].copy_from_slice(&msg[..n]);
+    body[n] = b'\n';
+    let mut allow = [0u8; 64];
+    let mut extra: heapless::Vec<&[u8], 2> = heapless::Vec::new();
+    if let HttpError::MethodNotAllowed(methods) = e {
+        let mut a = Writer { out: &mut allow, len: 0 };
+        let _ = a.put(b"Allow: ").and_then(|_| a.put(methods.as_bytes())).and_then(|_| a.put(b"\r\n"));
+        let len = a.len;
+        let _ = extra.push(&allow[..len]);
+    }
+    if e.status() == Status::Unavailable {
+        let _ = extra.push(b"Retry-After: 1\r\n");
+    }
+    let _ = response::simple(w, e.status(), "text/plain; charset=utf-8", &body[..n + 1], false, &extra);
+}
+
+/// Writes the buffer's pending output; `Ok(true)` when all of it is written.
+fn flush_out(sock: &mut TcpStream, pool: &mut Pool, id: BufId) -> io::Result<bool> {
+    loop {
+        let pending = pool.pending_out(id);
+        if pending.is_empty() {
+            let state = pool.state(id);
+            state.out_pos = 0;
+            state.out_len = 0;
+            return Ok(true);
+        }
+        match sock.write(pending) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => pool.state(id).out_pos += n as u32,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads into the buffer's input part until WouldBlock, EOF or full.
+fn read_input(sock: &mut TcpStream, pool: &mut Pool, id: BufId) -> Result<(), &'static str> {
+    let (state, input, _) = pool.parts(id);
+    while !state.eof && (state.in_len as usize) < input.len() {
+        match sock.read(&mut input[state.in_len as usize..]) {
+            Ok(0) => state.eof = true,
+            Ok(n) => state.in_len += n as u32,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err("read failed"),
+        }
+    }
+    Ok(())
+}
+
+/// Reads and drops input until WouldBlock; `Err` when the peer closed or failed.
+fn discard_input(sock: &mut TcpStream) -> Result<(), &'static str> {
+    let mut scratch = [0u8; 512];
+    loop {
+        match sock.read(&mut scratch) {
+            Ok(0) => return Err("closed by peer"),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err("read failed"),
+        }
+    }
+}
+
+/// Answers 503 to a connection that got no slot, without ever holding one.
+fn reject_full(sock: &mut TcpStream) {
+    // Read what already arrived so closing sends FIN, not a reset that could eat the answer.
+    let _ = discard_input(sock);
+    let _ = sock.write(response::FULL);
+    let _ = sock.shutdown(Shutdown::Write);
+}

@@ -1,0 +1,150 @@
+//! Subscriber output: writing a stream its pending bytes from the event log.
+//!
+//! One call writes, in one `writev` per batch: the rest of the response head (if its buffer is
+//! still held), a heartbeat, then every event from the cursor on that the subscriber may see.
+//! Events adjacent in the ring merge into one iovec, so a subscriber that fell behind by a
+//! hundred events usually costs one syscall.
+
+use crate::conn::Conn;
+use crate::event_log::{EventLog, View};
+use crate::filter::Filters;
+use crate::pool::Pool;
+use crate::sse::HEARTBEAT;
+use std::io::{self, IoSlice, Write};
+
+/// iovecs per writev (Linux allows 1024; a few dozen already amortise the syscall).
+const MAX_IOV: usize = 64;
+/// Events accounted for per writev.
+const MAX_EVENTS: usize = 256;
+
+/// Why a stream cannot go on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// The ring overwrote events this subscriber had not received: it is too slow.
+    Overrun,
+    /// The socket failed (peer reset, broken pipe).
+    Io,
+}
+
+/// What a write pass did.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Written {
+    pub bytes: u64,
+    pub events: u64,
+    /// The response head is fully written and the buffer can be given back.
+    pub head_done: bool,
+}
+
+/// Whether the subscriber in `slot` may see `event`.
+pub fn admits(conn: &Conn, filters: &Filters, slot: u32, event: &View) -> bool {
+    if conn.filtered { filters.admits(slot, event) } else { event.client.is_empty() }
+}
+
+/// Writes what `conn` has pending until done or the socket would block (`conn.write_blocked`).
+pub fn write(conn: &mut Conn, log: &EventLog, filters: &Filters, pool: &mut Pool, slot: u32) -> Result<Written, WriteError> {
+    let mut done = Written::default();
+    loop {
+        if conn.cursor < log.first_seq() {
+            return Err(WriteError::Overrun);
+        }
+        let out: &[u8] = match conn.buf {
+            Some(id) => pool.pending_out(id),
+            None => &[],
+        };
+        let heartbeat = &HEARTBEAT[HEARTBEAT.len() - conn.heartbeat_left as usize..];
+
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let mut n_iov = 0;
+        for part in [out, heartbeat] {
+            if !part.is_empty() {
+                iov[n_iov] = IoSlice::new(part);
+                n_iov += 1;
+            }
+        }
+        // Event parts in the batch: sequence number, offset already sent, bytes in the batch.
+        let mut parts: heapless::Vec<(u64, u32, u32), MAX_EVENTS> = heapless::Vec::new();
+        // The ring range of the last iovec, to extend while events are adjacent.
+        let mut run: Option<(usize, usize)> = None;
+        let mut seq = conn.cursor;
+        let mut skip = conn.cursor_off as usize;
+        while seq < log.next_seq() && !parts.is_full() {
+            let Some(v) = log.get(seq) else { break };
+            if admits(conn, filters, slot, &v) {
+                let start = v.offset + skip;
+                let end = v.offset + v.wire.len();
+                match run {
+                    Some((run_start, run_end)) if run_end == start => {
+                        run = Some((run_start, end));
+                        iov[n_iov - 1] = IoSlice::new(log.bytes(run_start, end));
+                    }
+                    _ if n_iov == MAX_IOV => break,
+                    _ => {
+                        run = Some((start, end));
+                        iov[n_iov] = IoSlice::new(log.bytes(start, end));
+                        n_iov += 1;
+                    }
+                }
+                let _ = parts.push((seq, skip as u32, (end - start) as u32));
+            }
+            skip = 0;
+            seq += 1;
+        }
+        let scanned_to = seq;
+        let total: usize = iov[..n_iov].iter().map(|s| s.len()).sum();
+        if total == 0 {
+            // Only events this subscriber may not see: step over them.
+            if conn.cursor_off == 0 {
+                conn.cursor = scanned_to;
+            }
+            return Ok(done);
+        }
+
+        let n = match conn.sock.write_vectored(&iov[..n_iov]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.write_blocked = true;
+                return Ok(done);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(WriteError::Io),
+        };
+        done.bytes += n as u64;
+
+        let mut left = n;
+        let out_sent = left.min(out.len());
+        left -= out_sent;
+        if let Some(id) = conn.buf {
+            let state = pool.state(id);
+            state.out_pos += out_sent as u32;
+            done.head_done = !state.out_pending();
+        }
+        let hb_sent = left.min(conn.heartbeat_left as usize);
+        left -= hb_sent;
+        conn.heartbeat_left -= hb_sent as u8;
+        let mut all = true;
+        for &(seq, off, len) in &parts {
+            if left >= len as usize {
+                left -= len as usize;
+                conn.cursor = seq + 1;
+                conn.cursor_off = 0;
+                done.events += 1;
+            } else {
+                conn.cursor = seq;
+                conn.cursor_off = off + left as u32;
+                all = false;
+                break;
+            }
+        }
+        if all && n == total {
+            conn.cursor = scanned_to;
+            if scanned_to == log.next_seq() {
+                return Ok(done);
+            }
+        }
+        if n < total {
+            // The socket took less than offered: it is full. One more try confirms WouldBlock
+            // (edge-triggered readiness needs it) unless the peer is draining fast.
+            continue;
+        }
+    }
+}
