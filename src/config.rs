@@ -79,13 +79,21 @@ struct Flag {
 
 const FLAGS: &[Flag] = &[
     Flag { name: "listen", value: "ADDR", help: "address to listen on" },
-    Flag { name: "max-clients", value: "N", help: "subscriber streams served at once (plus 8 reserved slots for short requests)" },
+    Flag {
+        name: "max-clients",
+        value: "N",
+        help: "subscriber streams served at once (plus 8 reserved slots for short requests)",
+    },
     Flag { name: "heartbeat", value: "SECS", help: "send a ':' comment on a stream silent this long; 0 = off" },
     Flag { name: "retry", value: "MS", help: "reconnection delay sent to clients in the 'retry:' line" },
     Flag { name: "max-event-bytes", value: "N", help: "largest event data a publish may carry (bigger: 413)" },
     Flag { name: "history", value: "N", help: "events kept for Last-Event-ID replay" },
     Flag { name: "stream-timeout", value: "SECS", help: "end each stream cleanly after this long; 0 = never" },
-    Flag { name: "head-timeout", value: "SECS", help: "close a connection whose request head is incomplete after this long" },
+    Flag {
+        name: "head-timeout",
+        value: "SECS",
+        help: "close a connection whose request head is incomplete after this long",
+    },
     Flag { name: "keepalive-timeout", value: "SECS", help: "close an idle keep-alive connection after this long" },
     Flag { name: "request-buffers", value: "N", help: "requests read at once (each buffer holds one request)" },
 ];
@@ -130,7 +138,10 @@ impl Config {
                     config.set(flag.name, &value).map_err(|e| ConfigError::Invalid(format!("--{name}: {e}")))?;
                 }
                 Some(other) => {
-                    return Err(ConfigError::Invalid(format!("unexpected argument {} (see --help)", other.unexpected())));
+                    return Err(ConfigError::Invalid(format!(
+                        "unexpected argument {} (see --help)",
+                        other.unexpected()
+                    )));
                 }
             }
         }
@@ -139,7 +150,9 @@ impl Config {
 
     fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         match name {
-            "listen" => self.listen = value.parse().map_err(|_| format!("'{value}' is not an address like 0.0.0.0:8080"))?,
+            "listen" => {
+                self.listen = value.parse().map_err(|_| format!("'{value}' is not an address like 0.0.0.0:8080"))?
+            }
             "max-clients" => self.max_clients = number(value, 1, 1 << 19)?,
             "heartbeat" => self.heartbeat_secs = number(value, 0, 86_400)?,
             "retry" => self.retry_ms = number(value, 0, 86_400_000)?,
@@ -204,10 +217,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_args(
-            args.iter().map(|a| a.into()),
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-        )
+        Config::from_args(args.iter().map(|a| a.into()), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
     }
 
     #[test]
@@ -217,13 +227,21 @@ mod tests {
 
     #[test]
     fn flags_override_environment() {
-        let c = parse(&["--max-clients", "10", "--heartbeat=0"], &[("TINYSSE_MAX_CLIENTS", "5"), ("TINYSSE_RETRY", "10")]).unwrap();
+        let c =
+            parse(&["--max-clients", "10", "--heartbeat=0"], &[("TINYSSE_MAX_CLIENTS", "5"), ("TINYSSE_RETRY", "10")])
+                .unwrap();
         assert_eq!((c.max_clients, c.heartbeat_secs, c.retry_ms), (10, 0, 10));
     }
 
     #[test]
     fn bad_values_are_one_line_errors() {
-        for args in [&["--max-clients", "abc"][..], &["--max-clients", "+5"], &["--listen", "nope"], &["--bogus"], &["--heartbeat"]] {
+        for args in [
+            &["--max-clients", "abc"][..],
+            &["--max-clients", "+5"],
+            &["--listen", "nope"],
+            &["--bogus"],
+            &["--heartbeat"],
+        ] {
             match parse(args, &[]) {
                 Err(ConfigError::Invalid(msg)) => assert!(!msg.contains('\n'), "{msg}"),
                 other => panic!("{args:?}: {other:?}"),

@@ -144,7 +144,11 @@ impl EventLog {
 
     /// Appends an event, evicting the oldest ones as needed, and returns its sequence number.
     pub fn push(&mut self, p: &Publish) -> Result<u64, PushError> {
-        if p.id.len() > MAX_ID || p.topic.len() > MAX_TOPIC || p.client.len() > MAX_CLIENT || p.event.len() > MAX_EVENT_NAME {
+        if p.id.len() > MAX_ID
+            || p.topic.len() > MAX_TOPIC
+            || p.client.len() > MAX_CLIENT
+            || p.event.len() > MAX_EVENT_NAME
+        {
             return Err(PushError::FieldTooLong);
         }
         let seq = self.next_seq();
@@ -269,7 +273,8 @@ mod tests {
     fn ids_are_sequence_numbers_unless_given() {
         let mut log = EventLog::new(4, 1024, 100);
         assert_eq!(push(&mut log, "a"), 100);
-        let seq = log.push(&Publish { id: b"x7", data: b"b", topic: b"t", client: b"c", ..Default::default() }).unwrap();
+        let seq =
+            log.push(&Publish { id: b"x7", data: b"b", topic: b"t", client: b"c", ..Default::default() }).unwrap();
         assert_eq!(seq, 101);
         let v = log.get(100).unwrap();
         assert_eq!((v.wire, v.id), (&b"id: 100\ndata: a\n\n"[..], &b"100"[..]));

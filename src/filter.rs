@@ -40,7 +40,12 @@ impl Filters {
     }
 
     /// Records the client id (may be empty) and topic patterns of the stream in `slot`.
-    pub fn set<'a>(&mut self, slot: u32, client: &[u8], topics: impl Iterator<Item = &'a [u8]>) -> Result<(), FilterError> {
+    pub fn set<'a>(
+        &mut self,
+        slot: u32,
+        client: &[u8],
+        topics: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<(), FilterError> {
         if !client.is_empty() && !valid_client_id(client) {
             return Err(FilterError::BadClient);
         }
@@ -100,7 +105,8 @@ pub fn topic_matches(pattern: &[u8], topic: &[u8]) -> bool {
 
 /// Client ids are `[A-Za-z0-9._~-]{1,64}`: safe in URLs, logs and JSON without escaping.
 pub fn valid_client_id(id: &[u8]) -> bool {
-    (1..=MAX_CLIENT).contains(&id.len()) && id.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+    (1..=MAX_CLIENT).contains(&id.len())
+        && id.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
 }
 
 #[cfg(test)]

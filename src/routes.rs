@@ -88,9 +88,16 @@ GET  /stream?text=T&delay_ms=D     a token-by-token stream\n\
 GET  /stats                        counters as JSON\n";
 
 /// Writes a complete response into the output part.
-fn respond(req: &mut Request, status: Status, content_type: &str, body: &[u8], extra: &[&[u8]]) -> Result<Outcome, HttpError> {
+fn respond(
+    req: &mut Request,
+    status: Status,
+    content_type: &str,
+    body: &[u8],
+    extra: &[&[u8]],
+) -> Result<Outcome, HttpError> {
     let keep_alive = req.head.keep_alive;
-    response::simple(&mut req.out, status, content_type, body, keep_alive, extra).ok_or(HttpError::BadRequest("response too large"))?;
+    response::simple(&mut req.out, status, content_type, body, keep_alive, extra)
+        .ok_or(HttpError::BadRequest("response too large"))?;
     Ok(Outcome::Respond { close: !keep_alive })
 }
 
@@ -118,13 +125,22 @@ fn params(req: &mut Request, form_body: bool) -> Result<Params, HttpError> {
     Ok(params)
 }
 
-fn publish(hub: &mut Hub, conns: &Slab<Conn>, req: &mut Request, [data_name, client_name]: [&str; 2]) -> Result<Outcome, HttpError> {
+fn publish(
+    hub: &mut Hub,
+    conns: &Slab<Conn>,
+    req: &mut Request,
+    [data_name, client_name]: [&str; 2],
+) -> Result<Outcome, HttpError> {
     if req.head.body == Body::None {
         return Err(HttpError::LengthRequired);
     }
     let p = params(req, true)?;
     let data = if req.head.form {
-        p.span(req.input, data_name).ok_or(HttpError::BadRequest(if data_name == "data" { "missing field: data" } else { "missing field: message" }))?
+        p.span(req.input, data_name).ok_or(HttpError::BadRequest(if data_name == "data" {
+            "missing field: data"
+        } else {
+            "missing field: message"
+        }))?
     } else {
         if std::str::from_utf8(req.body.of(req.input)).is_err() {
             return Err(HttpError::BadRequest("body is not valid UTF-8"));
@@ -175,6 +191,7 @@ fn subscribe(hub: &mut Hub, conns: &Slab<Conn>, req: &mut Request, client_name: 
     }
     let replacing = !client.is_empty() && hub.find_client(client, conns).is_some();
     if hub.subscribers >= hub.config.max_clients && !replacing {
+        hub.stats.rejected_full += 1;
         return Err(HttpError::Unavailable);
     }
     let filtered = !client.is_empty() || p.get(input, "topic").is_some();
@@ -249,10 +266,14 @@ fn text_stream(req: &mut Request) -> Result<Outcome, HttpError> {
     }
     let delay = match p.get(req.input, "delay_ms") {
         None => 100,
-        Some(v) => parse_u32(v).filter(|&d| d <= MAX_STREAM_DELAY_MS).ok_or(HttpError::BadRequest("delay_ms must be 0 to 10000"))?,
+        Some(v) => parse_u32(v)
+            .filter(|&d| d <= MAX_STREAM_DELAY_MS)
+            .ok_or(HttpError::BadRequest("delay_ms must be 0 to 10000"))?,
     };
     req.out.put(crate::http::response::STREAM_HEAD).ok_or(HttpError::BadRequest("response too large"))?;
-    req.out.put(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n").ok_or(HttpError::BadRequest("response too large"))?;
+    req.out
+        .put(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n")
+        .ok_or(HttpError::BadRequest("response too large"))?;
     req.text = text;
     req.delay_ms = delay;
     Ok(Outcome::Text)

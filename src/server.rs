@@ -9,7 +9,7 @@ use crate::config::{Config, MAX_HEAD_BYTES, RESERVE_SLOTS};
 use crate::conn::{Conn, State, Timeouts};
 use crate::http::request::{Parsed, parse_head};
 use crate::http::response::{self, Status};
-use crate::http::{Body, HttpError, Span};
+use crate::http::{Body, HttpError, Span, chunked};
 use crate::hub::Hub;
 use crate::pool::{BufId, Pool};
 use crate::routes::{self, Outcome, Request};
@@ -81,14 +81,21 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let body_bytes = 3 * config.max_event_bytes + 1024;
         let pool = Pool::new(config.request_buffers.min(slots), MAX_HEAD_BYTES + body_bytes);
-        let first_seq = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_micros() as u64);
+        let first_seq =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
         let timeouts = Timeouts {
             head: Millis::from_secs(config.head_timeout_secs),
             keepalive: Millis::from_secs(config.keepalive_timeout_secs),
-            heartbeat: if config.heartbeat_secs == 0 { Millis::NEVER } else { Millis::from_secs(config.heartbeat_secs) },
-            stream: if config.stream_timeout_secs == 0 { Millis::NEVER } else { Millis::from_secs(config.stream_timeout_secs) },
+            heartbeat: if config.heartbeat_secs == 0 {
+                Millis::NEVER
+            } else {
+                Millis::from_secs(config.heartbeat_secs)
+            },
+            stream: if config.stream_timeout_secs == 0 {
+                Millis::NEVER
+            } else {
+                Millis::from_secs(config.stream_timeout_secs)
+            },
         };
         let hub = Hub::new(config, slots, first_seq);
         Ok(Server {
@@ -286,7 +293,9 @@ impl Server {
             Err(_) => return,
         };
         let registered = match self.conns.get_mut(key) {
-            Some(conn) => self.poll.registry().register(&mut conn.sock, key.token(), Interest::READABLE | Interest::WRITABLE),
+            Some(conn) => {
+                self.poll.registry().register(&mut conn.sock, key.token(), Interest::READABLE | Interest::WRITABLE)
+            }
             None => return,
         };
         if let Err(e) = registered {
@@ -294,7 +303,7 @@ impl Server {
             self.conns.remove(key);
             return;
         }
-        debug!("{peer}: accepted");
+        debug!("#{} {peer}: accepted", key.index);
         self.want_buffer(key, now);
         self.rearm(key);
     }
@@ -399,7 +408,8 @@ impl Server {
                 Step::NeedMore => {
                     let state = *self.pool.state(id);
                     if state.eof {
-                        return self.close(key, if state.in_len == 0 { "closed by peer" } else { "closed mid-request" });
+                        return self
+                            .close(key, if state.in_len == 0 { "closed by peer" } else { "closed mid-request" });
                     }
                     if state.in_len == 0 {
                         // Keep-alive between requests: no buffer needed until bytes arrive.
@@ -428,15 +438,21 @@ impl Server {
             Ok(Parsed::Complete(head)) => head,
             Err(e) => return self.refuse(key, id, e),
         };
-        let body_len = match head.body {
-            Body::None => 0,
-            Body::Length(n) => n as usize,
-            Body::Chunked => return self.refuse(key, id, HttpError::LengthRequired),
+        // `body_len` is the body as the handler sees it, `consumed` the request's bytes on the wire.
+        let (body_len, consumed) = match head.body {
+            Body::None => (0, head.len),
+            Body::Length(n) => (n as usize, head.len + n as usize),
+            Body::Chunked => match chunked::scan(&input[head.len..in_len]) {
+                Err(e) => return self.refuse(key, id, e),
+                Ok(Some(c)) => (chunked::decode_in_place(&mut input[head.len..in_len]), head.len + c.raw),
+                Ok(None) if in_len == capacity => return self.refuse(key, id, HttpError::PayloadTooLarge),
+                Ok(None) => (0, usize::MAX),
+            },
         };
-        if head.len + body_len > capacity {
+        if consumed != usize::MAX && consumed > capacity {
             return self.refuse(key, id, HttpError::PayloadTooLarge);
         }
-        if in_len < head.len + body_len {
+        if in_len < consumed {
             if head.expect_continue && !state.continued {
                 state.continued = true;
                 let line = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -466,7 +482,7 @@ impl Server {
                 state.out_pos = 0;
                 state.out_len = out_len;
                 state.close_after = close;
-                self.pool.consume_input(id, head.len + body_len);
+                self.pool.consume_input(id, consumed);
                 Step::Responded
             }
             Ok(Outcome::Subscribe { cursor, filtered }) => {
@@ -494,8 +510,7 @@ impl Server {
     /// Writes an error response; the connection closes once it is sent.
     fn refuse(&mut self, key: Key, id: BufId, e: HttpError) -> Step {
         if let Some(conn) = self.conns.get(key) {
-            let peer = conn.sock.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
-            warn!("{peer}: {} {}", e.status() as u16, e.message());
+            warn!("{}: {} {}", Peer(conn, key), e.status() as u16, e.message());
         }
         let (state, _, out) = self.pool.parts(id);
         let mut w = Writer { out, len: 0 };
@@ -532,10 +547,7 @@ impl Server {
         if let Some(id) = conn.buf {
             self.pool.give_back(id);
         }
-        if log::log_enabled!(log::Level::Debug) {
-            let peer = conn.sock.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
-            debug!("{peer}: closed ({why})");
-        }
+        debug!("{}: closed ({why})", Peer(&conn, key));
         if !self.accept.retry_at.is_never() {
             // Accepting was paused for lack of descriptors: one just came free.
             self.accept.retry_at = Millis::ZERO;
@@ -553,7 +565,13 @@ impl Server {
         self.hub.subscribers += 1;
         let client = self.hub.filters.client(key.index);
         if filtered && !client.is_empty() {
-            let older = self.conns.iter().find(|(k, c)| *k != key && c.state() == State::Stream && c.filtered && self.hub.filters.client(k.index) == client).map(|(k, _)| k);
+            let older = self
+                .conns
+                .iter()
+                .find(|(k, c)| {
+                    *k != key && c.state() == State::Stream && c.filtered && self.hub.filters.client(k.index) == client
+                })
+                .map(|(k, _)| k);
             if let Some(older) = older {
                 info!("client {}: replaced by a new stream", String::from_utf8_lossy(client));
                 self.end_stream(older, now);
@@ -575,16 +593,13 @@ impl Server {
                 if w.head_done {
                     self.release_buffer(key);
                 }
-                if let Some(conn) = self.conns.get(key) {
-                    if conn.ending && conn.at_boundary() && conn.buf.is_none() {
-                        self.end_stream(key, now);
-                    }
+                if self.conns.get(key).is_some_and(|c| c.ending && c.at_boundary() && c.buf.is_none()) {
+                    self.end_stream(key, now);
                 }
             }
             Err(WriteError::Overrun) => {
                 self.hub.stats.dropped_slow += 1;
-                let peer = conn.sock.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
-                warn!("{peer}: dropped slow subscriber (fell more than the event log behind)");
+                warn!("{}: dropped slow subscriber (fell more than the event log behind)", Peer(conn, key));
                 self.close(key, "too slow");
             }
             Err(WriteError::Io) => self.close(key, "write failed"),
@@ -676,8 +691,11 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else { return };
         match conn.state() {
             State::Waiting | State::Request => {
-                let peer = conn.sock.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
-                warn!("{peer}: request head not complete after {} s, closing", self.timeouts.head.0 / 1000);
+                warn!(
+                    "{}: request head not complete after {} s, closing",
+                    Peer(conn, key),
+                    self.timeouts.head.0 / 1000
+                );
                 self.close(key, "head timeout");
             }
             State::Idle => self.close(key, "keep-alive timeout"),
@@ -691,6 +709,18 @@ impl Server {
                 }
                 self.write_stream(key, now);
             }
+        }
+    }
+}
+
+/// Names a connection in log lines: its slot, and its peer while the socket still knows it.
+struct Peer<'a>(&'a Conn, Key);
+
+impl std::fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.sock.peer_addr() {
+            Ok(addr) => write!(f, "#{} {addr}", self.1.index),
+            Err(_) => write!(f, "#{}", self.1.index),
         }
     }
 }

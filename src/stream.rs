@@ -41,7 +41,13 @@ pub fn admits(conn: &Conn, filters: &Filters, slot: u32, event: &View) -> bool {
 }
 
 /// Writes what `conn` has pending until done or the socket would block (`conn.write_blocked`).
-pub fn write(conn: &mut Conn, log: &EventLog, filters: &Filters, pool: &mut Pool, slot: u32) -> Result<Written, WriteError> {
+pub fn write(
+    conn: &mut Conn,
+    log: &EventLog,
+    filters: &Filters,
+    pool: &mut Pool,
+    slot: u32,
+) -> Result<Written, WriteError> {
     let mut done = Written::default();
     loop {
         if conn.cursor < log.first_seq() {

@@ -269,8 +269,11 @@ fn keep_alive_two_requests_one_socket() {
     assert_eq!(r1.status, 200);
     let body = form(&[("data", "ka")]);
     let r2 = c.roundtrip(
-        format!("POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-            .as_bytes(),
+        format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
     );
     assert_eq!(r2.status, 200, "{:?}", r2.text());
     let r3 = c.roundtrip(b"OPTIONS /events HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -287,7 +290,10 @@ fn pipelined_requests_answered_in_order() {
     let mut all = String::new();
     for i in 0..4 {
         let body = format!("data=p{i}");
-        all += &format!("POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        all += &format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         all += "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n";
     }
     c.send(all.as_bytes());

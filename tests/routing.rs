@@ -14,7 +14,12 @@ fn next_issue_topic_subscription_filters_events() {
     let idn = publish(s.addr, "for everyone");
     // `a` gets topic a and untopiced events, never topic b (ordering proves it)
     let f = a.event();
-    assert_eq!((f.id.as_deref(), f.data_str().as_str()), (Some(ida.as_str()), "for a"), "topic=a subscriber got {:?}", f.raw);
+    assert_eq!(
+        (f.id.as_deref(), f.data_str().as_str()),
+        (Some(ida.as_str()), "for a"),
+        "topic=a subscriber got {:?}",
+        f.raw
+    );
     assert_eq!(a.event().id.as_deref(), Some(idn.as_str()));
     // a subscriber without topic gets everything
     let got: Vec<_> = (0..3).map(|_| all.event().data_str()).collect();

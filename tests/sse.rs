@@ -11,9 +11,7 @@ fn stream_head_and_retry_preamble() {
     let mut st = SseStream::connect(s.addr, "/events").unwrap();
     let h = &st.head;
     assert_eq!(h.status, 200);
-    let hv = |n: &str| {
-        h.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.to_ascii_lowercase())
-    };
+    let hv = |n: &str| h.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.to_ascii_lowercase());
     assert!(hv("content-type").is_some_and(|v| v.starts_with("text/event-stream")), "{:?}", h.headers);
     assert_eq!(hv("cache-control").as_deref(), Some("no-cache"));
     assert_eq!(hv("x-accel-buffering").as_deref(), Some("no"));

@@ -25,7 +25,8 @@ impl Params {
             if pair_end > pos {
                 let eq = buf[pos..pair_end].iter().position(|&b| b == b'=').map_or(pair_end, |i| pos + i);
                 let key = decode_in_place(buf, pos, eq)?;
-                let value = if eq < pair_end { decode_in_place(buf, eq + 1, pair_end)? } else { Span::new(pair_end, pair_end) };
+                let value =
+                    if eq < pair_end { decode_in_place(buf, eq + 1, pair_end)? } else { Span::new(pair_end, pair_end) };
                 self.items.push((key, value)).map_err(|_| HttpError::BadRequest("too many parameters"))?;
             }
             pos = pair_end + 1;
@@ -96,7 +97,12 @@ mod tests {
         let mut buf = s.as_bytes().to_vec();
         let mut p = Params::default();
         p.parse(&mut buf, Span::new(0, s.len()))?;
-        Ok(p.items.iter().map(|(k, v)| (String::from_utf8(k.of(&buf).to_vec()).unwrap(), String::from_utf8(v.of(&buf).to_vec()).unwrap())).collect())
+        Ok(p.items
+            .iter()
+            .map(|(k, v)| {
+                (String::from_utf8(k.of(&buf).to_vec()).unwrap(), String::from_utf8(v.of(&buf).to_vec()).unwrap())
+            })
+            .collect())
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! query/form decoding and responses. It owns no sockets and no buffers: callers pass the bytes
 //! they have read and get back `Complete`/`Partial` or an error that names the status to send.
 
+pub mod chunked;
 pub mod decode;
 pub mod request;
 pub mod response;

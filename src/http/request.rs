@@ -121,7 +121,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(m) | HttpError::NotFound(m) | HttpError::NotImplemented(m) => m,
             HttpError::MethodNotAllowed(_) => "method not allowed",
-            HttpError::LengthRequired => "length required: send Content-Length (chunked bodies are not accepted)",
+            HttpError::LengthRequired => "length required: send Content-Length or a chunked body",
             HttpError::PayloadTooLarge => "payload too large",
             HttpError::UriTooLong => "request target too long",
             HttpError::HeadersTooLarge => "request header fields too large",
@@ -260,7 +260,11 @@ fn split_target(buf: &[u8], target: Span, method: Method) -> Result<(Span, Span)
     let mut t = target.of(buf);
     let mut start = target.start as usize;
     if t == b"*" {
-        return if method == Method::Options { Ok((target, Span::new(target.end as usize, target.end as usize))) } else { Err(HttpError::BadRequest("'*' target is only for OPTIONS")) };
+        return if method == Method::Options {
+            Ok((target, Span::new(target.end as usize, target.end as usize)))
+        } else {
+            Err(HttpError::BadRequest("'*' target is only for OPTIONS"))
+        };
     }
     // Absolute form (RFC 9112 3.2.2): keep only path and query.
     for scheme in [&b"http://"[..], b"https://"] {
@@ -379,7 +383,10 @@ mod tests {
         assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 0\r\n\r\n"), Some(400));
         assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 10\r\n\r\n"), Some(400));
         assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"), Some(400));
-        assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), Some(400));
+        assert_eq!(
+            bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Some(400)
+        );
         assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"), Some(501));
         assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), Some(400));
         assert_eq!(bad(b"GET / HTTP/1.1\r\n\r\n"), Some(400));

@@ -48,14 +48,22 @@ impl Status {
 
 /// The head of an event stream, up to (not including) the blank line; CORS and `Connection`
 /// follow from the caller.
-pub const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
+pub const STREAM_HEAD: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
 
 /// A complete 503 for a connection refused before it got a slot.
 pub const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 25\r\nRetry-After: 1\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\nserver full, retry later\n";
 
 /// Writes a complete response with a body of `content_type`. `extra` holds whole header lines
 /// (each ending in CRLF). Returns `None` when `w` is too small.
-pub fn simple(w: &mut Writer, status: Status, content_type: &str, body: &[u8], keep_alive: bool, extra: &[&[u8]]) -> Option<()> {
+pub fn simple(
+    w: &mut Writer,
+    status: Status,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+    extra: &[&[u8]],
+) -> Option<()> {
     w.put(status.line())?;
     if status != Status::NoContent {
         w.put(b"Content-Type: ")?;

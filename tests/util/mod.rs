@@ -94,10 +94,7 @@ impl Server {
                 Err(_) => {
                     if let Ok(Some(st)) = child.try_wait() {
                         thread::sleep(Duration::from_millis(100));
-                        panic!(
-                            "tinysse exited ({st}) before listening; output:\n{}",
-                            logs.lock().unwrap().join("\n")
-                        );
+                        panic!("tinysse exited ({st}) before listening; output:\n{}", logs.lock().unwrap().join("\n"));
                     }
                     if Instant::now() > deadline {
                         let _ = child.kill();
@@ -140,12 +137,7 @@ impl Server {
 
     /// Send a signal (by name: TERM, INT, ...) to the server via kill(1).
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg("-s")
-            .arg(sig)
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
+        let st = Command::new("kill").arg("-s").arg(sig).arg(self.pid().to_string()).status().expect("run kill");
         assert!(st.success(), "kill -s {sig} failed");
     }
 
@@ -231,10 +223,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub fn header_count(&self, name: &str) -> usize {
         self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).count()
@@ -244,9 +233,7 @@ impl Response {
     }
     /// Header value contains `needle` (case-insensitive).
     pub fn header_has(&self, name: &str, needle: &str) -> bool {
-        self.header(name)
-            .map(|v| v.to_ascii_lowercase().contains(&needle.to_ascii_lowercase()))
-            .unwrap_or(false)
+        self.header(name).map(|v| v.to_ascii_lowercase().contains(&needle.to_ascii_lowercase())).unwrap_or(false)
     }
 }
 
@@ -300,9 +287,8 @@ pub fn read_head(r: &mut impl BufRead) -> io::Result<Head> {
             break;
         }
         let l = String::from_utf8_lossy(l).into_owned();
-        let (k, v) = l
-            .split_once(':')
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad header {l:?}")))?;
+        let (k, v) =
+            l.split_once(':').ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad header {l:?}")))?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
     Ok(Head { version, status, reason, headers })
@@ -323,9 +309,7 @@ pub enum Body {
 
 impl Body {
     pub fn for_head(h: &Head, is_head_request: bool) -> Body {
-        let get = |n: &str| {
-            h.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone())
-        };
+        let get = |n: &str| h.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
         if is_head_request || h.status / 100 == 1 || h.status == 204 || h.status == 304 {
             Body::Done
         } else if get("transfer-encoding").map(|v| v.to_ascii_lowercase().contains("chunked")) == Some(true) {
@@ -376,9 +360,8 @@ impl Body {
                     }
                     let s = String::from_utf8_lossy(trim_eol(line)).into_owned();
                     let hex = s.split(';').next().unwrap_or("").trim();
-                    let n = u64::from_str_radix(hex, 16).map_err(|_| {
-                        io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {s:?}"))
-                    })?;
+                    let n = u64::from_str_radix(hex, 16)
+                        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {s:?}")))?;
                     *self = if n == 0 { Body::Trailers(Vec::new()) } else { Body::ChunkData(n) };
                 }
                 Body::ChunkCrlf(line) => {
@@ -455,8 +438,7 @@ impl Conn {
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Response {
     let mut c = Conn::open(addr);
     c.send(bytes);
-    c.read_response()
-        .unwrap_or_else(|e| panic!("no response to {:?}: {e}", String::from_utf8_lossy(bytes)))
+    c.read_response().unwrap_or_else(|e| panic!("no response to {:?}: {e}", String::from_utf8_lossy(bytes)))
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Response {
@@ -511,7 +493,10 @@ pub fn publish(addr: SocketAddr, data: &str) -> String {
 /// The event id from a publish answer (`<id>\n`).
 pub fn id_of(r: &Response) -> String {
     let t = r.text();
-    assert!(t.ends_with('\n') && !t.trim_end_matches('\n').contains('\n'), "publish body should be `<id>\\n`, got {t:?}");
+    assert!(
+        t.ends_with('\n') && !t.trim_end_matches('\n').contains('\n'),
+        "publish body should be `<id>\\n`, got {t:?}"
+    );
     t.trim_end_matches('\n').to_string()
 }
 
@@ -528,11 +513,7 @@ pub fn urlencode(s: &str) -> String {
 }
 
 pub fn form(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    fields.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")
 }
 
 /// The number stored under `"key"` in a flat JSON object.
@@ -540,9 +521,7 @@ pub fn json_num(json: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\"");
     let i = json.find(&pat)? + pat.len();
     let rest = json[i..].trim_start().strip_prefix(':')?.trim_start();
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || "-+.eE".contains(c)))
-        .unwrap_or(rest.len());
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || "-+.eE".contains(c))).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -666,9 +645,10 @@ impl SseStream {
         loop {
             if let Some(p) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=p).collect();
-                return Ok(Some(String::from_utf8(line).map_err(|e| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("non UTF-8 line: {e}"))
-                })?));
+                return Ok(Some(
+                    String::from_utf8(line)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("non UTF-8 line: {e}")))?,
+                ));
             }
             if self.eof {
                 return Ok(None);
