@@ -107,9 +107,11 @@ impl Conn {
             State::Idle => self.since.after(t.keepalive),
             State::Stream if self.ending => Millis::NEVER,
             State::Stream => {
-                let heartbeat = self.last_write.after(t.heartbeat).ceil_to_second();
-                heartbeat.min(self.since.after(t.stream))
+                // A blocked stream is not silent, just slow: no heartbeat until it drains.
+                let heartbeat = if self.write_blocked { Millis::NEVER } else { t.heartbeat };
+                self.last_write.after(heartbeat).ceil_to_second().min(self.since.after(t.stream))
             }
+            State::Text if self.write_blocked => Millis::NEVER,
             State::Text => self.last_write,
             State::Linger => self.since.after(LINGER),
         }
@@ -118,5 +120,47 @@ impl Conn {
     /// The stream is between two events: nothing of an event or heartbeat is half-written.
     pub fn at_boundary(&self) -> bool {
         self.cursor_off == 0 && self.heartbeat_left == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected socket for a `Conn`; the deadlines under test never touch it.
+    fn conn(now: Millis) -> (Conn, std::net::TcpListener) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let sock = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (Conn::new(TcpStream::from_std(sock), now), listener)
+    }
+
+    const T: Timeouts =
+        Timeouts { head: Millis(20_000), keepalive: Millis(30_000), heartbeat: Millis(15_000), stream: Millis::NEVER };
+
+    #[test]
+    fn small_enough_for_ten_thousand_subscribers() {
+        assert!(std::mem::size_of::<Conn>() <= 64, "{}", std::mem::size_of::<Conn>());
+    }
+
+    #[test]
+    fn deadlines_follow_state_with_fake_time() {
+        let (mut c, _l) = conn(Millis(1_000));
+        assert_eq!(c.deadline(&T), Millis(21_000));
+        c.set_state(State::Idle, Millis(5_000));
+        assert_eq!(c.deadline(&T), Millis(35_000));
+        c.set_state(State::Stream, Millis(5_500));
+        // Heartbeats round up to whole seconds so that many streams share one wakeup.
+        assert_eq!(c.deadline(&T), Millis(21_000));
+        c.last_write = Millis(7_200);
+        assert_eq!(c.deadline(&T), Millis(23_000));
+        let t = Timeouts { stream: Millis(10_000), ..T };
+        assert_eq!(c.deadline(&t), Millis(15_500));
+        c.ending = true;
+        assert_eq!(c.deadline(&t), Millis::NEVER);
+        c.set_state(State::Linger, Millis(9_000));
+        assert_eq!(c.deadline(&T), Millis(9_000).after(LINGER));
+        let off = Timeouts { heartbeat: Millis::NEVER, ..T };
+        c.set_state(State::Stream, Millis(1));
+        assert_eq!(c.deadline(&off), Millis::NEVER);
     }
 }

@@ -708,6 +708,10 @@ impl Server {
                     conn.heartbeat_left = crate::sse::HEARTBEAT.len() as u8;
                 }
                 self.write_stream(key, now);
+                if let Some(conn) = self.conns.get_mut(key) {
+                    // Whatever happened, this deadline is handled: never fire it again at once.
+                    conn.last_write = conn.last_write.max(now);
+                }
             }
         }
     }
