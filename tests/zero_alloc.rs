@@ -1,0 +1,209 @@
+//! Proves the server does not allocate once it runs: a counting global allocator counts the
+//! allocations made on the server's thread while real clients (over loopback) connect, publish
+//! (broadcast, topic, targeted), replay history, get heartbeats and stream timeouts, use /stream
+//! and /stats, send bad requests and disconnect. The count is the assertion.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+struct Counting;
+
+thread_local! {
+    static ON_SERVER_THREAD: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count() {
+    let _ = ON_SERVER_THREAD.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
+// const-initialised thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// 0: warming up, 1: counting, 2: done.
+static PHASE: AtomicU8 = AtomicU8::new(0);
+static COUNTED: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn start_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let config = tinysse::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_clients: 64,
+            heartbeat_secs: 1,
+            stream_timeout_secs: 3,
+            history: 16,
+            request_buffers: 4,
+            ..Default::default()
+        };
+        let mut server = tinysse::Server::new(config).expect("server starts");
+        tx.send(server.local_addr()).unwrap();
+        ON_SERVER_THREAD.with(|on| on.set(true));
+        let mut base = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            server.poll(Some(Duration::from_millis(5))).expect("poll");
+            match PHASE.load(Ordering::SeqCst) {
+                1 if base.is_none() => base = Some(ALLOCATIONS.with(|n| n.get())),
+                2 => {
+                    let now = ALLOCATIONS.with(|n| n.get());
+                    COUNTED.store(now - base.unwrap_or(now), Ordering::SeqCst);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        ON_SERVER_THREAD.with(|on| on.set(false));
+        server.shutdown();
+    });
+    (rx.recv().unwrap(), handle)
+}
+
+fn request(addr: SocketAddr, raw: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn publish(addr: SocketAddr, form: &str) -> String {
+    request(
+        addr,
+        &format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+}
+
+struct Sub {
+    sock: TcpStream,
+    seen: String,
+}
+
+impl Sub {
+    fn open(addr: SocketAddr, target: &str, last_id: Option<&str>) -> Sub {
+        let mut sock = TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let header = last_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
+        sock.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n{header}\r\n").as_bytes()).unwrap();
+        let mut sub = Sub { sock, seen: String::new() };
+        sub.wait_for("retry: ");
+        sub
+    }
+
+    /// Reads until `needle` has been seen (after what earlier waits consumed).
+    fn wait_for(&mut self, needle: &str) {
+        let mut buf = [0u8; 4096];
+        while !self.seen.contains(needle) {
+            let n = self.sock.read(&mut buf).expect("stream read");
+            assert!(n > 0, "stream ended before {needle:?}; got {:?}", self.seen);
+            self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+
+    fn wait_end(&mut self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.sock.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e) => panic!("stream did not end: {e}"),
+            }
+        }
+    }
+}
+
+/// One round of everything the server does; returns the last event id published.
+fn workload(addr: SocketAddr, round: u32) -> String {
+    let mut all = Sub::open(addr, "/events", None);
+    let mut topic = Sub::open(addr, "/events?topic=sensors/*", None);
+    let mut alice = Sub::open(addr, "/sse?clientId=alice", None);
+    let mut bob = Sub::open(addr, "/events?client=bob&topic=x", None);
+
+    let id = publish(addr, &format!("data=hello+{round}"));
+    let id = id.rsplit("\r\n\r\n").next().unwrap().trim().to_string();
+    publish(addr, "data=t1&topic=sensors/t1&event=reading");
+    publish(addr, "data=for+bob&client=bob");
+    request(
+        addr,
+        "POST /sse/send HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 26\r\n\r\nclientId=alice&message=hey",
+    );
+    let raw = format!(
+        "POST /events?event=raw&id=r{round} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 9\r\n\r\nline\nline"
+    );
+    request(addr, &raw);
+    all.wait_for(&format!("id: r{round}\nevent: raw\ndata: line\ndata: line\n\n"));
+    topic.wait_for("data: t1");
+    topic.wait_for(&format!("id: r{round}"));
+    alice.wait_for("data: hey");
+    bob.wait_for("data: for bob");
+    assert!(!all.seen.contains("for bob") && !all.seen.contains("hey"));
+
+    // Replay from a known id, and a gap for an unknown one.
+    let mut replay = Sub::open(addr, "/events", Some(&id));
+    replay.wait_for(&format!("id: r{round}"));
+    let mut gap = Sub::open(addr, "/events?lastEventId=nope", None);
+    gap.wait_for("event: gap");
+
+    // Heartbeat (1 s), then the stream timeout (3 s) ends every stream.
+    all.wait_for("\n:");
+    all.wait_end();
+
+    // Short requests: stats, /stream, errors, a pipelined pair on one keep-alive connection.
+    assert!(request(addr, "GET /stats HTTP/1.0\r\n\r\n").contains("\"subscribers\""));
+    assert!(request(addr, "GET /stream?text=ab%C3%A9&delay_ms=0 HTTP/1.1\r\nHost: x\r\n\r\n").contains("data: [DONE]"));
+    assert!(request(addr, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 404"));
+    assert!(request(addr, "BAD\r\n\r\n").starts_with("HTTP/1.1 400"));
+    let two = request(addr, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\nGET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(two.matches("HTTP/1.1 200").count(), 2);
+    drop((topic, alice, bob, replay, gap));
+    id
+}
+
+#[test]
+fn no_allocation_after_start() {
+    let (addr, server) = start_server();
+    workload(addr, 0);
+    PHASE.store(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(50));
+    workload(addr, 1);
+    workload(addr, 2);
+    PHASE.store(2, Ordering::SeqCst);
+    server.join().unwrap();
+    assert_eq!(COUNTED.load(Ordering::SeqCst), 0, "allocations on the server thread after start-up");
+}
