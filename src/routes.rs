@@ -194,9 +194,11 @@ fn subscribe(hub: &mut Hub, conns: &Slab<Conn>, req: &mut Request, client_name: 
         hub.stats.rejected_full += 1;
         return Err(HttpError::Unavailable);
     }
-    let filtered = !client.is_empty() || p.get(input, "topic").is_some();
+    // An empty `topic=` (a form left blank) asks for nothing in particular.
+    let topics = || p.all(input, "topic").filter(|t| !t.is_empty());
+    let filtered = !client.is_empty() || topics().next().is_some();
     if filtered {
-        hub.filters.set(req.slot, client, p.all(input, "topic")).map_err(|e| {
+        hub.filters.set(req.slot, client, topics()).map_err(|e| {
             HttpError::BadRequest(match e {
                 FilterError::TooManyTopics => "at most 8 topics per subscriber",
                 FilterError::TopicTooLong => "topic longer than 64 bytes",

@@ -189,7 +189,10 @@ fn workload(addr: SocketAddr, round: u32) -> String {
     assert!(request(addr, "GET /stream?text=ab%C3%A9&delay_ms=0 HTTP/1.1\r\nHost: x\r\n\r\n").contains("data: [DONE]"));
     assert!(request(addr, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 404"));
     assert!(request(addr, "BAD\r\n\r\n").starts_with("HTTP/1.1 400"));
-    let two = request(addr, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\nGET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let two = request(
+        addr,
+        "GET /stats HTTP/1.1\r\nHost: x\r\n\r\nGET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(two.matches("HTTP/1.1 200").count(), 2);
     drop((topic, alice, bob, replay, gap));
     id
