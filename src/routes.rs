@@ -131,16 +131,16 @@ fn publish(
     req: &mut Request,
     [data_name, client_name]: [&str; 2],
 ) -> Result<Outcome, HttpError> {
-    if req.head.body == Body::None {
+    // The seed's /sse/send takes `message` from a form or the query string, so it needs no body.
+    let from_query = data_name == "message" && !req.head.form && req.body.is_empty();
+    if req.head.body == Body::None && !from_query {
         return Err(HttpError::LengthRequired);
     }
     let p = params(req, true)?;
-    let data = if req.head.form {
-        p.span(req.input, data_name).ok_or(HttpError::BadRequest(if data_name == "data" {
-            "missing field: data"
-        } else {
-            "missing field: message"
-        }))?
+    let missing =
+        HttpError::BadRequest(if data_name == "data" { "missing field: data" } else { "missing field: message" });
+    let data = if req.head.form || from_query {
+        p.span(req.input, data_name).ok_or(missing)?
     } else {
         if std::str::from_utf8(req.body.of(req.input)).is_err() {
             return Err(HttpError::BadRequest("body is not valid UTF-8"));
@@ -174,13 +174,15 @@ fn publish(
 fn subscribe(hub: &mut Hub, conns: &Slab<Conn>, req: &mut Request, client_name: &str) -> Result<Outcome, HttpError> {
     let p = params(req, false)?;
     let input: &[u8] = req.input;
-    let client = p.get(input, client_name).unwrap_or(b"");
-    if client_name == "clientId" && client.is_empty() {
+    let client = p.get(input, client_name);
+    if client_name == "clientId" && client.is_none() {
         return Err(HttpError::BadRequest("missing parameter: clientId"));
     }
-    if !client.is_empty() && !valid_client_id(client) {
+    // Present means valid: `?client=` is a malformed id, not an anonymous stream.
+    if client.is_some_and(|c| !valid_client_id(c)) {
         return Err(HttpError::BadRequest("client id must be 1-64 of A-Z a-z 0-9 . _ ~ -"));
     }
+    let client = client.unwrap_or(b"");
     // The header wins over the query parameters (for clients that cannot set headers).
     let last_id = match req.head.last_event_id {
         Some(span) => span.of(input),
