@@ -40,6 +40,8 @@ pub struct Config {
     /// Request buffers (each holds one request head, body and response head); a connection
     /// needs one only while it sends a request, a subscriber none once it streams.
     pub request_buffers: usize,
+    /// Seconds between `ping` events carrying the time; 0 = off.
+    pub tick_secs: u64,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             head_timeout_secs: 20,
             keepalive_timeout_secs: 30,
             request_buffers: 64,
+            tick_secs: 0,
         }
     }
 }
@@ -96,6 +99,7 @@ const FLAGS: &[Flag] = &[
     },
     Flag { name: "keepalive-timeout", value: "SECS", help: "close an idle keep-alive connection after this long" },
     Flag { name: "request-buffers", value: "N", help: "requests read at once (each buffer holds one request)" },
+    Flag { name: "tick", value: "SECS", help: "publish 'event: ping' with the time every SECS; 0 = off" },
 ];
 
 impl Config {
@@ -162,6 +166,7 @@ impl Config {
             "head-timeout" => self.head_timeout_secs = number(value, 1, 3600)?,
             "keepalive-timeout" => self.keepalive_timeout_secs = number(value, 1, 86_400)?,
             "request-buffers" => self.request_buffers = number(value, 1, 1 << 16)?,
+            "tick" => self.tick_secs = number(value, 0, 86_400)?,
             _ => return Err(format!("unknown setting {name}")),
         }
         Ok(())
@@ -195,6 +200,7 @@ fn help_text() -> String {
             "head-timeout" => defaults.head_timeout_secs.to_string(),
             "keepalive-timeout" => defaults.keepalive_timeout_secs.to_string(),
             "request-buffers" => defaults.request_buffers.to_string(),
+            "tick" => defaults.tick_secs.to_string(),
             _ => String::new(),
         }
     };

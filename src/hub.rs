@@ -59,6 +59,8 @@ pub struct Hub {
     pub subscribers: usize,
     /// Response head of every event stream, with the `retry:` line; built once.
     pub stream_head: Vec<u8>,
+    /// Request-scoped stream routes registered by the host program.
+    pub stream_routes: Vec<crate::routes::StreamRoute>,
 }
 
 impl Hub {
@@ -70,7 +72,15 @@ impl Hub {
         let mut stream_head = crate::http::response::STREAM_HEAD.to_vec();
         stream_head.extend_from_slice(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n");
         stream_head.extend_from_slice(format!("retry: {}\n\n", config.retry_ms).as_bytes());
-        Hub { filters: Filters::new(slots), log, stats: Stats::default(), subscribers: 0, stream_head, config }
+        Hub {
+            filters: Filters::new(slots),
+            log,
+            stats: Stats::default(),
+            subscribers: 0,
+            stream_head,
+            stream_routes: Vec::new(),
+            config,
+        }
     }
 
     /// Validates and appends an event; targeted events need their client connected.

@@ -31,11 +31,24 @@ pub struct BufState {
     pub text: Span,
     /// /stream: milliseconds between frames.
     pub delay_ms: u32,
+    /// A request-scoped stream fed by the host program (not by /stream's timer).
+    pub host: bool,
+    /// Where the output part starts in the buffer: after the input part while requests are
+    /// read, at 0 for a host-fed stream, which needs no input and room for large frames.
+    pub out_base: u32,
+    /// A static body (the built-in page) written after the output part.
+    pub body: &'static [u8],
+    pub body_pos: u32,
 }
 
 impl BufState {
     pub fn out_pending(&self) -> bool {
-        self.out_pos < self.out_len
+        self.out_pos < self.out_len || (self.body_pos as usize) < self.body.len()
+    }
+
+    /// The rest of the static body.
+    pub fn body_left(&self) -> &'static [u8] {
+        &self.body[(self.body_pos as usize).min(self.body.len())..]
     }
 }
 
@@ -73,7 +86,7 @@ impl Pool {
 
     pub fn take(&mut self) -> Option<BufId> {
         let id = self.free.pop()?;
-        self.states[id as usize] = BufState::default();
+        self.states[id as usize] = BufState { out_base: self.in_bytes as u32, ..BufState::default() };
         Some(id)
     }
 
@@ -94,11 +107,34 @@ impl Pool {
         (&mut self.states[id as usize], input, out)
     }
 
-    /// Output bytes not yet written.
+    /// Output bytes not yet written (not counting a static body).
     pub fn pending_out(&self, id: BufId) -> &[u8] {
         let s = &self.states[id as usize];
-        let base = id as usize * (self.in_bytes + OUT_BYTES) + self.in_bytes;
+        let base = id as usize * (self.in_bytes + OUT_BYTES) + s.out_base as usize;
         &self.mem[base + s.out_pos as usize..base + s.out_len as usize]
+    }
+
+    /// The state and the output area (from `out_base` to the end of the buffer).
+    pub fn out_area(&mut self, id: BufId) -> (&mut BufState, &mut [u8]) {
+        let size = self.in_bytes + OUT_BYTES;
+        let state = &mut self.states[id as usize];
+        let start = id as usize * size + state.out_base as usize;
+        (state, &mut self.mem[start..(id as usize + 1) * size])
+    }
+
+    /// Turns the buffer into a host-fed stream's output: the whole buffer, with the pending
+    /// output (the response head) moved to its front.
+    pub fn use_whole_for_output(&mut self, id: BufId) {
+        let size = self.in_bytes + OUT_BYTES;
+        let base = id as usize * size;
+        let state = &mut self.states[id as usize];
+        let (from, to) =
+            (base + (state.out_base + state.out_pos) as usize, base + (state.out_base + state.out_len) as usize);
+        self.mem.copy_within(from..to, base);
+        state.out_len -= state.out_pos;
+        state.out_pos = 0;
+        state.out_base = 0;
+        state.in_len = 0;
     }
 
     /// Drops the first `n` bytes of the input part (a request that has been handled), keeping

@@ -9,8 +9,9 @@ use crate::http::decode::Params;
 use crate::http::response::{self, Status};
 use crate::http::{Body, Head, HttpError, Method, Span};
 use crate::hub::{Hub, PublishError};
+use crate::publisher::StreamId;
 use crate::slab::Slab;
-use crate::sse::{Frame, Writer};
+use crate::sse::Writer;
 use crate::time::Millis;
 
 /// Longest /stream text, in bytes.
@@ -28,6 +29,33 @@ pub enum Outcome {
     Subscribe { cursor: u64, filtered: bool },
     /// The connection is now a /stream: text and delay are in the buffer state.
     Text,
+    /// The connection is now a request-scoped stream fed by the host program, whose handler
+    /// has been told its `StreamId`.
+    HostStream,
+    /// A response head is in the output part; `Request::body` follows it.
+    RespondStatic { close: bool },
+}
+
+/// A host program's stream route (see `Server::stream_route`).
+pub struct StreamRoute {
+    pub path: String,
+    pub handler: Box<dyn FnMut(&StreamRequest) + Send>,
+}
+
+/// What a stream route's handler learns about its request.
+pub struct StreamRequest<'a> {
+    /// Feed the stream with `Publisher::send_frame(id, ..)`, end it with `Publisher::end(id)`.
+    pub id: StreamId,
+    pub path: &'a str,
+    input: &'a [u8],
+    params: &'a Params,
+}
+
+impl<'a> StreamRequest<'a> {
+    /// The first query parameter `name`, percent-decoded.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params.get(self.input, name).and_then(|v| std::str::from_utf8(v).ok())
+    }
 }
 
 /// One complete request, borrowed from its buffer.
@@ -43,6 +71,10 @@ pub struct Request<'a> {
     /// /stream text and delay, set by `Outcome::Text`.
     pub text: Span,
     pub delay_ms: u32,
+    /// The id a host stream route's handler gets.
+    pub stream_id: StreamId,
+    /// A static body to send after the head, set by `Outcome::RespondStatic`.
+    pub static_body: &'static [u8],
 }
 
 const ALLOW_EVENTS: &[u8] = b"GET, POST, OPTIONS";
@@ -59,7 +91,14 @@ pub fn route(hub: &mut Hub, conns: &Slab<Conn>, clients: usize, req: &mut Reques
         b"/events" => ALLOW_EVENTS,
         b"/sse" | b"/stream" | b"/stats" | b"/" => ALLOW_GET,
         b"/sse/send" => ALLOW_POST,
-        _ => return Err(HttpError::NotFound("not found")),
+        _ => {
+            let host = hub.stream_routes.iter().position(|r| r.path.as_bytes() == path);
+            return match (host, method) {
+                (Some(i), Method::Get) => host_stream(hub, i, req),
+                (Some(_), _) => Err(HttpError::MethodNotAllowed("GET, OPTIONS")),
+                (None, _) => Err(HttpError::NotFound("not found")),
+            };
+        }
     };
     match (path, method) {
         (b"/events", Method::Get) => subscribe(hub, conns, req, "client"),
@@ -74,18 +113,26 @@ pub fn route(hub: &mut Hub, conns: &Slab<Conn>, clients: usize, req: &mut Reques
             let len = w.len;
             respond(req, Status::Ok, "application/json", &body[..len], &[b"Cache-Control: no-store\r\n"])
         }
-        (b"/", Method::Get) => respond(req, Status::Ok, "text/plain; charset=utf-8", INDEX, &[]),
+        (b"/", Method::Get) => {
+            let keep_alive = req.head.keep_alive;
+            response::head(
+                &mut req.out,
+                Status::Ok,
+                "text/html; charset=utf-8",
+                PAGE.len(),
+                keep_alive,
+                &[b"Cache-Control: no-cache\r\n"],
+            )
+            .ok_or(HttpError::BadRequest("response too large"))?;
+            req.static_body = PAGE;
+            Ok(Outcome::RespondStatic { close: !keep_alive })
+        }
         _ => Err(HttpError::MethodNotAllowed(std::str::from_utf8(allow).unwrap_or("GET"))),
     }
 }
 
-const INDEX: &[u8] = b"tinysse: Server-Sent Events\n\n\
-GET  /events[?topic=T&client=ID]   subscribe (Last-Event-ID replays missed events)\n\
-POST /events                       publish: form fields data, event, id, topic, client\n\
-GET  /sse?clientId=ID              subscribe as a named client\n\
-POST /sse/send                     clientId, message: send to one client\n\
-GET  /stream?text=T&delay_ms=D     a token-by-token stream\n\
-GET  /stats                        counters as JSON\n";
+/// The built-in page: live events, a publish form, the /stream demo (no external resources).
+const PAGE: &[u8] = include_bytes!("page.html");
 
 /// Writes a complete response into the output part.
 fn respond(
@@ -283,6 +330,18 @@ fn text_stream(req: &mut Request) -> Result<Outcome, HttpError> {
     Ok(Outcome::Text)
 }
 
+fn host_stream(hub: &mut Hub, route: usize, req: &mut Request) -> Result<Outcome, HttpError> {
+    let p = params(req, false)?;
+    req.out.put(crate::http::response::STREAM_HEAD).ok_or(HttpError::BadRequest("response too large"))?;
+    req.out
+        .put(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n")
+        .ok_or(HttpError::BadRequest("response too large"))?;
+    let r = &mut hub.stream_routes[route];
+    let request = StreamRequest { id: req.stream_id, path: &r.path, input: req.input, params: &p };
+    (r.handler)(&request);
+    Ok(Outcome::HostStream)
+}
+
 fn parse_u32(v: &[u8]) -> Option<u32> {
     if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
         return None;
@@ -290,25 +349,14 @@ fn parse_u32(v: &[u8]) -> Option<u32> {
     Some(v.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')))
 }
 
-/// Appends the next /stream frame (one Unicode scalar value of `text`, or `[DONE]` when `text` is
-/// empty) to `out`; returns the bytes of `text` consumed, or `None` when `out` has no room.
-pub fn next_text_frame(text: &[u8], out: &mut Writer) -> Option<usize> {
-    let (data, used): (&[u8], usize) = match text.first() {
-        None => (b"[DONE]", 0),
-        Some(&b) => {
-            let len = match b {
-                0x00..=0x7f => 1,
-                0xc0..=0xdf => 2,
-                0xe0..=0xef => 3,
-                _ => 4,
-            };
-            let len = len.min(text.len());
-            (&text[..len], len)
-        }
+/// Bytes of the first Unicode scalar value of `text` (valid UTF-8), 0 when empty.
+pub fn next_char(text: &[u8]) -> usize {
+    let len = match text.first() {
+        None => return 0,
+        Some(0x00..=0x7f) => 1,
+        Some(0xc0..=0xdf) => 2,
+        Some(0xe0..=0xef) => 3,
+        Some(_) => 4,
     };
-    let frame = Frame { id: b"", event: b"", data };
-    let start = out.len;
-    let n = frame.encode(&mut out.out[start..])?;
-    out.len += n;
-    Some(used)
+    len.min(text.len())
 }

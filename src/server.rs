@@ -7,12 +7,15 @@
 
 use crate::config::{Config, MAX_HEAD_BYTES, RESERVE_SLOTS};
 use crate::conn::{Conn, State, Timeouts};
+use crate::event_log;
 use crate::http::request::{Parsed, parse_head};
 use crate::http::response::{self, Status};
 use crate::http::{Body, HttpError, Span, chunked};
 use crate::hub::Hub;
+use crate::hub::PublishError;
 use crate::pool::{BufId, Pool};
-use crate::routes::{self, Outcome, Request};
+use crate::publisher::{Event, Kind, Publisher, Shared, ShutdownHandle, StreamId};
+use crate::routes::{self, Outcome, Request, StreamRequest};
 use crate::slab::{Key, Slab};
 use crate::sse::Writer;
 use crate::stream::{self, WriteError};
@@ -21,12 +24,14 @@ use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
 
 /// Readiness events taken per poll.
 const EVENTS: usize = 1024;
@@ -56,6 +61,10 @@ pub struct Server {
     /// `log.next_seq()` at the last flush pass.
     flushed_seq: u64,
     accept: AcceptState,
+    /// Queue and waker shared with `Publisher` and `ShutdownHandle`.
+    shared: Arc<Shared>,
+    /// `--tick`: when the next `ping` event is due (`NEVER` when off).
+    next_tick: Millis,
     stopping: bool,
 }
 
@@ -76,6 +85,7 @@ impl Server {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "max-clients too large"));
         }
         let poll = Poll::new()?;
+        let shared = Shared::new(mio::Waker::new(poll.registry(), WAKER)?);
         let mut listener = TcpListener::bind(config.listen)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
@@ -97,6 +107,7 @@ impl Server {
                 Millis::from_secs(config.stream_timeout_secs)
             },
         };
+        let tick_secs = config.tick_secs;
         let hub = Hub::new(config, slots, first_seq);
         Ok(Server {
             poll,
@@ -113,6 +124,8 @@ impl Server {
             clock: Instant::now(),
             next_timer: Millis::NEVER,
             accept: AcceptState { retry_at: Millis::NEVER, backoff: ACCEPT_RETRY_MIN, suppressed: 0, last_warn: None },
+            shared,
+            next_tick: if tick_secs == 0 { Millis::NEVER } else { Millis::from_secs(tick_secs) },
             stopping: false,
         })
     }
@@ -120,6 +133,36 @@ impl Server {
     /// The address the server listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A handle that publishes from any thread (see `Publisher`).
+    pub fn publisher(&self) -> Publisher {
+        Publisher { shared: self.shared.clone() }
+    }
+
+    /// A handle that stops the server from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { shared: self.shared.clone() }
+    }
+
+    /// Publishes from the loop's own thread (e.g. between two `poll` calls) and returns the
+    /// event's sequence number.
+    pub fn publish(&mut self, event: Event) -> Result<u64, PublishError> {
+        let p = event_log::Publish {
+            id: event.id.as_bytes(),
+            event: event.event.as_bytes(),
+            data: event.data.as_bytes(),
+            topic: event.topic.as_bytes(),
+            client: event.client.as_bytes(),
+        };
+        self.hub.publish(&p, &self.conns)
+    }
+
+    /// Registers a request-scoped stream: a GET on `path` calls `handler` (on the loop's
+    /// thread; it must not block) with the stream's id, which the host then feeds with
+    /// `Publisher::send_frame` and ends with `Publisher::end`. Call before `run`.
+    pub fn stream_route(&mut self, path: &str, handler: impl FnMut(&StreamRequest) + Send + 'static) {
+        self.hub.stream_routes.push(routes::StreamRoute { path: path.to_string(), handler: Box::new(handler) });
     }
 
     /// Stops the server on SIGINT or SIGTERM: streams are ended and `run` returns.
@@ -151,6 +194,7 @@ impl Server {
             return;
         }
         self.stopping = true;
+        self.shared.stopped.store(true, std::sync::atomic::Ordering::Release);
         self.listener = None;
         let now = self.now();
         for index in 0..self.conns.capacity() {
@@ -173,7 +217,7 @@ impl Server {
     /// Waits for readiness (at most `timeout`, or until the next deadline) and handles it.
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let now = self.now();
-        let next = self.next_timer.min(self.accept.retry_at);
+        let next = self.next_timer.min(self.accept.retry_at).min(self.next_tick);
         let wait = match (timeout, next.is_never()) {
             (t, true) => t,
             (None, false) => Some(next.until(now)),
@@ -193,6 +237,7 @@ impl Server {
             match event.token() {
                 LISTENER => self.accept_ready(now),
                 SIGNALS => self.on_signal(),
+                WAKER => self.on_wake(now),
                 token => {
                     let Some(key) = Key::from_token(token) else { continue };
                     if writable {
@@ -217,6 +262,9 @@ impl Server {
         if self.next_timer <= now {
             self.run_timers(now);
         }
+        if self.next_tick <= now {
+            self.tick(now);
+        }
         self.flush_streams(now);
         self.serve_waiting(now);
         Ok(())
@@ -230,6 +278,62 @@ impl Server {
         if got {
             info!("signal received, stopping");
             self.shutdown();
+        }
+    }
+
+    /// Handles what `Publisher`s and `ShutdownHandle`s queued.
+    fn on_wake(&mut self, now: Millis) {
+        use std::sync::atomic::Ordering;
+        if self.shared.stop.load(Ordering::Acquire) {
+            info!("shutdown requested");
+            return self.shutdown();
+        }
+        self.shared.woken();
+        while let Some(m) = self.shared.take() {
+            let ([event, id, topic, client], data) = m.fields();
+            match m.kind {
+                Kind::Publish => {
+                    let p = event_log::Publish { id, event, data, topic, client };
+                    if let Err(e) = self.hub.publish(&p, &self.conns) {
+                        warn!("publisher: event refused: {}", e.message());
+                    }
+                }
+                Kind::Frame | Kind::End => {
+                    let Some(key) = Key::from_token(Token(m.stream)) else { continue };
+                    let Some(id) = self.conns.get(key).filter(|c| c.state() == State::Text).and_then(|c| c.buf) else {
+                        continue; // the stream has ended; its id is stale
+                    };
+                    if m.kind == Kind::End {
+                        self.pool.state(id).close_after = true;
+                    } else if !append_frame(&mut self.pool, id, data) {
+                        if let Some(conn) = self.conns.get(key) {
+                            warn!("{}: stream client too slow, output buffer full; closing", Peer(conn, key));
+                        }
+                        self.close(key, "stream output full");
+                        continue;
+                    }
+                    self.drive_text(key, now);
+                    self.rearm(key);
+                }
+            }
+        }
+    }
+
+    /// `--tick`: publishes `event: ping` with the time, the seed's custom event.
+    fn tick(&mut self, now: Millis) {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut data = [0u8; 40];
+        let mut w = Writer { out: &mut data, len: 0 };
+        let _ = w.put(b"{\"time\": ").and_then(|_| w.put_u64(secs)).and_then(|_| w.put(b"}"));
+        let len = w.len;
+        let p = event_log::Publish { event: b"ping", data: &data[..len], ..Default::default() };
+        if let Err(e) = self.hub.publish(&p, &self.conns) {
+            warn!("tick: {}", e.message());
+        }
+        let every = Millis::from_secs(self.hub.config.tick_secs);
+        // Skip ticks missed while the loop was busy rather than firing them in a burst.
+        while self.next_tick <= now {
+            self.next_tick = self.next_tick.after(every);
         }
     }
 
@@ -472,18 +576,35 @@ impl Server {
             now,
             text: Span::default(),
             delay_ms: 0,
+            stream_id: StreamId(key.token().0),
+            static_body: &[],
         };
         let outcome = routes::route(&mut self.hub, &self.conns, clients, &mut req);
-        let (out_len, text, delay_ms) = (req.out.len as u32, req.text, req.delay_ms);
+        let (out_len, text, delay_ms, static_body) = (req.out.len as u32, req.text, req.delay_ms, req.static_body);
         match outcome {
             Err(e) => self.refuse(key, id, e),
-            Ok(Outcome::Respond { close }) => {
+            Ok(Outcome::Respond { close } | Outcome::RespondStatic { close }) => {
                 let state = self.pool.state(id);
                 state.out_pos = 0;
                 state.out_len = out_len;
                 state.close_after = close;
+                state.body = static_body;
+                state.body_pos = 0;
                 self.pool.consume_input(id, consumed);
                 Step::Responded
+            }
+            Ok(Outcome::HostStream) => {
+                let state = self.pool.state(id);
+                state.out_pos = 0;
+                state.out_len = out_len;
+                state.host = true;
+                self.pool.use_whole_for_output(id);
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.set_state(State::Text, now);
+                    conn.last_write = Millis::NEVER; // fed by the host, not by a timer
+                }
+                self.drive_text(key, now);
+                Step::Upgraded
             }
             Ok(Outcome::Subscribe { cursor, filtered }) => {
                 let state = self.pool.state(id);
@@ -646,27 +767,27 @@ impl Server {
                 }
                 Err(_) => return self.close(key, "write failed"),
             }
-            let (state, input, out) = self.pool.parts(id);
+            let (state, input, _) = self.pool.parts(id);
             if state.close_after {
                 return self.linger(key, now);
             }
-            if conn.last_write > now {
-                return; // next frame not due yet
+            if state.host || conn.last_write > now {
+                return; // host streams wait for frames; /stream for its next deadline
             }
-            let mut w = Writer { out, len: 0 };
-            while let Some(used) = routes::next_text_frame(state.text.of(input), &mut w) {
-                if state.text.is_empty() {
-                    state.close_after = true;
-                    break;
-                }
-                state.text.start += used as u32;
-                if state.delay_ms > 0 {
-                    break;
-                }
+            // /stream: the next character (or all of them, without a delay), then [DONE].
+            let mut frame = [0u8; 4];
+            let text = state.text.of(input);
+            let used = routes::next_char(text);
+            frame[..used].copy_from_slice(&text[..used]);
+            let (delay, done) = (state.delay_ms, used == 0);
+            state.text.start += used as u32;
+            let data: &[u8] = if done { b"[DONE]" } else { &frame[..used] };
+            if !append_frame(&mut self.pool, id, data) {
+                return; // output full: written out first, then the loop comes back here
             }
-            state.out_pos = 0;
-            state.out_len = w.len as u32;
-            conn.last_write = now.after(Millis(u64::from(state.delay_ms)));
+            let state = self.pool.state(id);
+            state.close_after = done;
+            conn.last_write = if delay == 0 { now } else { now.after(Millis(u64::from(delay))) };
         }
     }
 
@@ -739,6 +860,29 @@ enum Step {
     Upgraded,
 }
 
+/// Appends one frame (`data:` lines of `data`) to a stream's output; false when it does not fit.
+fn append_frame(pool: &mut Pool, id: BufId, data: &[u8]) -> bool {
+    let (state, area) = pool.out_area(id);
+    if state.out_pos == state.out_len {
+        state.out_pos = 0;
+        state.out_len = 0;
+    }
+    let frame = crate::sse::Frame { id: b"", event: b"", data };
+    let needed = frame.encoded_len();
+    if state.out_len as usize + needed > area.len() && state.out_pos > 0 {
+        area.copy_within(state.out_pos as usize..state.out_len as usize, 0);
+        state.out_len -= state.out_pos;
+        state.out_pos = 0;
+    }
+    match frame.encode(&mut area[state.out_len as usize..]) {
+        Some(n) => {
+            state.out_len += n as u32;
+            true
+        }
+        None => false,
+    }
+}
+
 fn write_error(w: &mut Writer, e: HttpError) {
     let mut body = [0u8; 128];
     let msg = e.message().as_bytes();
@@ -759,19 +903,27 @@ fn write_error(w: &mut Writer, e: HttpError) {
     let _ = response::simple(w, e.status(), "text/plain; charset=utf-8", &body[..n + 1], false, &extra);
 }
 
-/// Writes the buffer's pending output; `Ok(true)` when all of it is written.
+/// Writes the buffer's pending output, then its static body; `Ok(true)` when all is written.
 fn flush_out(sock: &mut TcpStream, pool: &mut Pool, id: BufId) -> io::Result<bool> {
     loop {
+        let body = pool.state(id).body_left();
         let pending = pool.pending_out(id);
-        if pending.is_empty() {
+        if pending.is_empty() && body.is_empty() {
             let state = pool.state(id);
             state.out_pos = 0;
             state.out_len = 0;
+            state.body = &[];
+            state.body_pos = 0;
             return Ok(true);
         }
-        match sock.write(pending) {
+        let pending_len = pending.len();
+        match sock.write_vectored(&[IoSlice::new(pending), IoSlice::new(body)]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => pool.state(id).out_pos += n as u32,
+            Ok(n) => {
+                let state = pool.state(id);
+                state.out_pos += n.min(pending_len) as u32;
+                state.body_pos += n.saturating_sub(pending_len) as u32;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

@@ -1,6 +1,6 @@
 //! Proves the server does not allocate once it runs: a counting global allocator counts the
 //! allocations made on the server's thread while real clients (over loopback) connect, publish
-//! (broadcast, topic, targeted), replay history, get heartbeats and stream timeouts, use /stream
+//! (broadcast, topic, targeted, from a host thread's Publisher), replay history, get heartbeats and stream timeouts, use /stream
 //! and /stats, send bad requests and disconnect. The count is the assertion.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -56,7 +56,7 @@ static GLOBAL: Counting = Counting;
 static PHASE: AtomicU8 = AtomicU8::new(0);
 static COUNTED: AtomicU64 = AtomicU64::new(u64::MAX);
 
-fn start_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
+fn start_server() -> (SocketAddr, tinysse::Publisher, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
         let config = tinysse::Config {
@@ -69,7 +69,7 @@ fn start_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
             ..Default::default()
         };
         let mut server = tinysse::Server::new(config).expect("server starts");
-        tx.send(server.local_addr()).unwrap();
+        tx.send((server.local_addr(), server.publisher())).unwrap();
         ON_SERVER_THREAD.with(|on| on.set(true));
         let mut base = None;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -88,7 +88,8 @@ fn start_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
         ON_SERVER_THREAD.with(|on| on.set(false));
         server.shutdown();
     });
-    (rx.recv().unwrap(), handle)
+    let (addr, publisher) = rx.recv().unwrap();
+    (addr, publisher, handle)
 }
 
 fn request(addr: SocketAddr, raw: &str) -> String {
@@ -149,7 +150,7 @@ impl Sub {
 }
 
 /// One round of everything the server does; returns the last event id published.
-fn workload(addr: SocketAddr, round: u32) -> String {
+fn workload(addr: SocketAddr, publisher: &tinysse::Publisher, round: u32) -> String {
     let mut all = Sub::open(addr, "/events", None);
     let mut topic = Sub::open(addr, "/events?topic=sensors/*", None);
     let mut alice = Sub::open(addr, "/sse?clientId=alice", None);
@@ -168,6 +169,8 @@ fn workload(addr: SocketAddr, round: u32) -> String {
     );
     request(addr, &raw);
     all.wait_for(&format!("id: r{round}\nevent: raw\ndata: line\ndata: line\n\n"));
+    publisher.publish(tinysse::Event::new("from a host thread").topic("sensors/p")).unwrap();
+    all.wait_for("data: from a host thread");
     topic.wait_for("data: t1");
     topic.wait_for(&format!("id: r{round}"));
     alice.wait_for("data: hey");
@@ -200,12 +203,12 @@ fn workload(addr: SocketAddr, round: u32) -> String {
 
 #[test]
 fn no_allocation_after_start() {
-    let (addr, server) = start_server();
-    workload(addr, 0);
+    let (addr, publisher, server) = start_server();
+    workload(addr, &publisher, 0);
     PHASE.store(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(50));
-    workload(addr, 1);
-    workload(addr, 2);
+    workload(addr, &publisher, 1);
+    workload(addr, &publisher, 2);
     PHASE.store(2, Ordering::SeqCst);
     server.join().unwrap();
     assert_eq!(COUNTED.load(Ordering::SeqCst), 0, "allocations on the server thread after start-up");

@@ -64,12 +64,25 @@ pub fn simple(
     keep_alive: bool,
     extra: &[&[u8]],
 ) -> Option<()> {
+    head(w, status, content_type, body.len(), keep_alive, extra)?;
+    w.put(body)
+}
+
+/// Writes a response head for a body of `content_length` bytes sent separately.
+pub fn head(
+    w: &mut Writer,
+    status: Status,
+    content_type: &str,
+    content_length: usize,
+    keep_alive: bool,
+    extra: &[&[u8]],
+) -> Option<()> {
     w.put(status.line())?;
     if status != Status::NoContent {
         w.put(b"Content-Type: ")?;
         w.put(content_type.as_bytes())?;
         w.put(b"\r\nContent-Length: ")?;
-        w.put_u64(body.len() as u64)?;
+        w.put_u64(content_length as u64)?;
         w.put(b"\r\n")?;
     }
     w.put(if keep_alive { b"Connection: keep-alive\r\n" } else { b"Connection: close\r\n" })?;
@@ -77,8 +90,7 @@ pub fn simple(
     for line in extra {
         w.put(line)?;
     }
-    w.put(b"\r\n")?;
-    w.put(body)
+    w.put(b"\r\n")
 }
 
 #[cfg(test)]
