@@ -11,10 +11,6 @@ use std::net::SocketAddr;
 /// requests so that a server full of subscribers can still be fed and inspected.
 pub const RESERVE_SLOTS: usize = 8;
 
-/// Longest accepted request head (request line and headers), in bytes. Also the size of the head
-/// part of each request buffer.
-pub const MAX_HEAD_BYTES: usize = 8192;
-
 /// Everything a `Server` needs to know. Build one with `Config::default()` and change fields, or
 /// parse one from flags with [`Config::from_args`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +38,14 @@ pub struct Config {
     pub request_buffers: usize,
     /// Seconds between `ping` events carrying the time; 0 = off.
     pub tick_secs: u64,
+    /// When set, publishing needs `Authorization: Bearer <token>`; when not, only loopback
+    /// peers may publish.
+    pub publish_token: Option<String>,
+    /// When set, stream routes need the token (Bearer header, `?token=` or cookie
+    /// `tinysse_token`).
+    pub subscribe_token: Option<String>,
+    /// Origins allowed to read responses with credentials; empty = any origin, without.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -58,6 +62,9 @@ impl Default for Config {
             keepalive_timeout_secs: 30,
             request_buffers: 64,
             tick_secs: 0,
+            publish_token: None,
+            subscribe_token: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -100,6 +107,21 @@ const FLAGS: &[Flag] = &[
     Flag { name: "keepalive-timeout", value: "SECS", help: "close an idle keep-alive connection after this long" },
     Flag { name: "request-buffers", value: "N", help: "requests read at once (each buffer holds one request)" },
     Flag { name: "tick", value: "SECS", help: "publish 'event: ping' with the time every SECS; 0 = off" },
+    Flag {
+        name: "publish-token",
+        value: "T",
+        help: "require 'Authorization: Bearer T' to publish (without it: loopback peers only)",
+    },
+    Flag {
+        name: "subscribe-token",
+        value: "T",
+        help: "require T (Bearer header, ?token=, or cookie tinysse_token) on stream routes",
+    },
+    Flag {
+        name: "cors-origin",
+        value: "ORIGIN",
+        help: "allow this origin, with credentials (repeatable; env: comma-separated)",
+    },
 ];
 
 impl Config {
@@ -118,6 +140,8 @@ impl Config {
                 config.set(flag.name, &value).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
             }
         }
+        // A repeatable flag on the command line replaces the environment's list.
+        let mut cors_from_args = false;
         let mut parser = lexopt::Parser::from_args(args);
         loop {
             let arg = parser.next().map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -139,6 +163,10 @@ impl Config {
                         .map_err(|e| ConfigError::Invalid(e.to_string()))?
                         .into_string()
                         .map_err(|_| ConfigError::Invalid(format!("--{name}: value is not valid UTF-8")))?;
+                    if flag.name == "cors-origin" && !cors_from_args {
+                        cors_from_args = true;
+                        config.cors_origins.clear();
+                    }
                     config.set(flag.name, &value).map_err(|e| ConfigError::Invalid(format!("--{name}: {e}")))?;
                 }
                 Some(other) => {
@@ -167,10 +195,30 @@ impl Config {
             "keepalive-timeout" => self.keepalive_timeout_secs = number(value, 1, 86_400)?,
             "request-buffers" => self.request_buffers = number(value, 1, 1 << 16)?,
             "tick" => self.tick_secs = number(value, 0, 86_400)?,
+            "publish-token" => self.publish_token = Some(token(value)?),
+            "subscribe-token" => self.subscribe_token = Some(token(value)?),
+            "cors-origin" => {
+                for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                    if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                        || origin.bytes().any(|b| b.is_ascii_control() || b == b' ')
+                    {
+                        return Err(format!("'{origin}' is not an origin like https://example.com"));
+                    }
+                    self.cors_origins.push(origin.trim_end_matches('/').to_string());
+                }
+            }
             _ => return Err(format!("unknown setting {name}")),
         }
         Ok(())
     }
+}
+
+/// A token: printable ASCII without spaces, so it survives headers, queries and cookies.
+fn token(value: &str) -> Result<String, String> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("a token must be non-empty printable ASCII without spaces".into());
+    }
+    Ok(value.to_string())
 }
 
 /// Parses a decimal number within `min..=max`, digits only (no sign, no spaces).
@@ -201,6 +249,8 @@ fn help_text() -> String {
             "keepalive-timeout" => defaults.keepalive_timeout_secs.to_string(),
             "request-buffers" => defaults.request_buffers.to_string(),
             "tick" => defaults.tick_secs.to_string(),
+            "publish-token" | "subscribe-token" => "none".into(),
+            "cors-origin" => "any origin, without credentials".into(),
             _ => String::new(),
         }
     };

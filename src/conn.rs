@@ -53,6 +53,8 @@ pub struct Conn {
     pub write_blocked: bool,
     /// A readable event arrived that was not acted on yet (e.g. while Waiting).
     pub readable: bool,
+    /// The peer's address is loopback (it may publish without a token).
+    pub loopback: bool,
     /// When the current state (or request) began.
     pub since: Millis,
     /// When bytes were last written (heartbeat timing), or, for Text, when the next frame is due.
@@ -83,6 +85,7 @@ impl Conn {
             ending: false,
             write_blocked: false,
             readable: true,
+            loopback: false,
             since: now,
             last_write: now,
         }

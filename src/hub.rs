@@ -57,8 +57,8 @@ pub struct Hub {
     pub stats: Stats,
     /// Connections in the `Stream` state.
     pub subscribers: usize,
-    /// Response head of every event stream, with the `retry:` line; built once.
-    pub stream_head: Vec<u8>,
+    /// The `retry:` line every event stream starts with; built once.
+    pub retry_line: Vec<u8>,
     /// Request-scoped stream routes registered by the host program.
     pub stream_routes: Vec<crate::routes::StreamRoute>,
 }
@@ -69,15 +69,13 @@ impl Hub {
         // The largest possible frame (every data byte a line break) must fit too.
         let largest = 7 * config.max_event_bytes + 2 * event_log::MAX_ID + 64;
         let log = EventLog::new(config.history, budget.max(2 * largest), first_seq);
-        let mut stream_head = crate::http::response::STREAM_HEAD.to_vec();
-        stream_head.extend_from_slice(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n");
-        stream_head.extend_from_slice(format!("retry: {}\n\n", config.retry_ms).as_bytes());
+        let retry_line = format!("retry: {}\n\n", config.retry_ms).into_bytes();
         Hub {
             filters: Filters::new(slots),
             log,
             stats: Stats::default(),
             subscribers: 0,
-            stream_head,
+            retry_line,
             stream_routes: Vec::new(),
             config,
         }

@@ -6,7 +6,7 @@ use crate::conn::Conn;
 use crate::event_log::{MAX_ID, Publish, Resume};
 use crate::filter::{FilterError, valid_client_id};
 use crate::http::decode::Params;
-use crate::http::response::{self, Status};
+use crate::http::response::{self, Cors, Status};
 use crate::http::{Body, Head, HttpError, Method, Span};
 use crate::hub::{Hub, PublishError};
 use crate::publisher::StreamId;
@@ -75,6 +75,10 @@ pub struct Request<'a> {
     pub stream_id: StreamId,
     /// A static body to send after the head, set by `Outcome::RespondStatic`.
     pub static_body: &'static [u8],
+    /// The peer is on a loopback address (may publish without a token).
+    pub peer_loopback: bool,
+    /// Set by `route`.
+    pub cors: CorsMode,
 }
 
 const ALLOW_EVENTS: &[u8] = b"GET, POST, OPTIONS";
@@ -82,45 +86,64 @@ const ALLOW_GET: &[u8] = b"GET, OPTIONS";
 const ALLOW_POST: &[u8] = b"POST, OPTIONS";
 
 pub fn route(hub: &mut Hub, conns: &Slab<Conn>, clients: usize, req: &mut Request) -> Result<Outcome, HttpError> {
-    let path = req.head.path.of(req.input);
+    req.cors = cors_mode(hub, req);
     let method = req.head.method;
     if method == Method::Options {
         return preflight(req);
     }
-    let allow = match path {
-        b"/events" => ALLOW_EVENTS,
-        b"/sse" | b"/stream" | b"/stats" | b"/" => ALLOW_GET,
-        b"/sse/send" => ALLOW_POST,
-        _ => {
-            let host = hub.stream_routes.iter().position(|r| r.path.as_bytes() == path);
-            return match (host, method) {
-                (Some(i), Method::Get) => host_stream(hub, i, req),
-                (Some(_), _) => Err(HttpError::MethodNotAllowed("GET, OPTIONS")),
-                (None, _) => Err(HttpError::NotFound("not found")),
-            };
-        }
+    let path = req.head.path.of(req.input);
+    let target = match path {
+        b"/events" => Target::Events,
+        b"/sse" => Target::Sse,
+        b"/sse/send" => Target::SseSend,
+        b"/stream" => Target::Stream,
+        b"/stats" => Target::Stats,
+        b"/" => Target::Page,
+        _ => match hub.stream_routes.iter().position(|r| r.path.as_bytes() == path) {
+            Some(i) => Target::Host(i),
+            None => return Err(HttpError::NotFound("not found")),
+        },
     };
-    match (path, method) {
-        (b"/events", Method::Get) => subscribe(hub, conns, req, "client"),
-        (b"/sse", Method::Get) => subscribe(hub, conns, req, "clientId"),
-        (b"/events", Method::Post) => publish(hub, conns, req, ["data", "client"]),
-        (b"/sse/send", Method::Post) => publish(hub, conns, req, ["message", "clientId"]),
-        (b"/stream", Method::Get) => text_stream(req),
-        (b"/stats", Method::Get) => {
+    let allow = match target {
+        Target::Events => ALLOW_EVENTS,
+        Target::SseSend => ALLOW_POST,
+        _ => ALLOW_GET,
+    };
+    let publishing = method == Method::Post && matches!(target, Target::Events | Target::SseSend);
+    let streaming =
+        method == Method::Get && matches!(target, Target::Events | Target::Sse | Target::Stream | Target::Host(_));
+    // Decoded once, in place: query parameters, and a publish's form body.
+    let p = params(req, publishing)?;
+    if publishing {
+        authorize_publish(hub, req)?;
+    }
+    if streaming {
+        authorize_subscribe(hub, req, &p)?;
+    }
+    match (target, method) {
+        (Target::Events, Method::Get) => subscribe(hub, conns, req, &p, "client"),
+        (Target::Sse, Method::Get) => subscribe(hub, conns, req, &p, "clientId"),
+        (Target::Events, Method::Post) => publish(hub, conns, req, &p, ["data", "client"]),
+        (Target::SseSend, Method::Post) => publish(hub, conns, req, &p, ["message", "clientId"]),
+        (Target::Stream, Method::Get) => text_stream(req, &p),
+        (Target::Host(i), Method::Get) => host_stream(hub, i, req, &p),
+        (Target::Stats, Method::Get) => {
             let mut body = [0u8; 512];
             let mut w = Writer { out: &mut body, len: 0 };
             hub.stats_json(&mut w, clients, req.now).ok_or(HttpError::BadRequest("stats too large"))?;
             let len = w.len;
             respond(req, Status::Ok, "application/json", &body[..len], &[b"Cache-Control: no-store\r\n"])
         }
-        (b"/", Method::Get) => {
+        (Target::Page, Method::Get) => {
             let keep_alive = req.head.keep_alive;
+            let cors = cors_of(req.cors, &req.head, req.input);
             response::head(
                 &mut req.out,
                 Status::Ok,
                 "text/html; charset=utf-8",
                 PAGE.len(),
                 keep_alive,
+                cors,
                 &[b"Cache-Control: no-cache\r\n"],
             )
             .ok_or(HttpError::BadRequest("response too large"))?;
@@ -131,10 +154,113 @@ pub fn route(hub: &mut Hub, conns: &Slab<Conn>, clients: usize, req: &mut Reques
     }
 }
 
+/// The resource a request names.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Events,
+    Sse,
+    SseSend,
+    Stream,
+    Stats,
+    Page,
+    /// A host program's stream route, by index.
+    Host(usize),
+}
+
+/// What CORS a response to this request may carry (the `Origin` itself stays in the buffer).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CorsMode {
+    Any,
+    Echo,
+    Denied,
+}
+
+fn cors_mode(hub: &Hub, req: &Request) -> CorsMode {
+    let allowed = &hub.config.cors_origins;
+    if allowed.is_empty() {
+        return CorsMode::Any;
+    }
+    match req.head.origin {
+        Some(origin) if allowed.iter().any(|a| a.as_bytes() == origin.of(req.input)) => CorsMode::Echo,
+        _ => CorsMode::Denied,
+    }
+}
+
+fn cors_of<'b>(mode: CorsMode, head: &Head, input: &'b [u8]) -> Cors<'b> {
+    match (mode, head.origin) {
+        (CorsMode::Any, _) => Cors::Any,
+        (CorsMode::Echo, Some(origin)) => Cors::Origin(origin.of(input)),
+        _ => Cors::Denied,
+    }
+}
+
+/// With `--publish-token`, a Bearer token; without, a loopback peer.
+fn authorize_publish(hub: &Hub, req: &Request) -> Result<(), HttpError> {
+    match &hub.config.publish_token {
+        Some(token) => {
+            let given = req.head.authorization.map(|a| a.of(req.input)).and_then(bearer);
+            if given.is_some_and(|g| constant_time_eq(g, token.as_bytes())) {
+                Ok(())
+            } else {
+                Err(HttpError::Unauthorized)
+            }
+        }
+        None if req.peer_loopback => Ok(()),
+        None => Err(HttpError::Forbidden("publishing is allowed from loopback only (set --publish-token)")),
+    }
+}
+
+/// With `--subscribe-token`: a Bearer header, `?token=`, or the cookie `tinysse_token`
+/// (EventSource cannot set headers).
+fn authorize_subscribe(hub: &Hub, req: &Request, p: &Params) -> Result<(), HttpError> {
+    let Some(token) = &hub.config.subscribe_token else { return Ok(()) };
+    let token = token.as_bytes();
+    let header = req.head.authorization.map(|a| a.of(req.input)).and_then(bearer);
+    let query = p.get(req.input, "token");
+    let cookie = req.head.cookie.map(|c| c.of(req.input)).and_then(|c| cookie(c, b"tinysse_token"));
+    // Every candidate is compared, so timing does not tell which one was tried.
+    let ok = [header, query, cookie].iter().fold(false, |ok, c| ok | c.is_some_and(|c| constant_time_eq(c, token)));
+    if ok { Ok(()) } else { Err(HttpError::Unauthorized) }
+}
+
+/// The credentials of `Authorization: Bearer <token>`.
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then(|| crate::http::request::trim(rest))
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+fn cookie<'b>(header: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = crate::http::request::trim(pair);
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        (&pair[..eq] == name).then(|| &pair[eq + 1..])
+    })
+}
+
+/// Compares in time that depends only on the lengths, not on where the bytes differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// Writes a stream's response head (CORS per request) into the output part.
+fn stream_head(req: &mut Request) -> Result<(), HttpError> {
+    let cors = cors_of(req.cors, &req.head, req.input);
+    let w = &mut req.out;
+    w.put(crate::http::response::STREAM_HEAD)
+        .and_then(|_| w.put(b"Connection: close\r\n"))
+        .and_then(|_| cors.put(w))
+        .and_then(|_| w.put(b"\r\n"))
+        .ok_or(HttpError::BadRequest("response too large"))
+}
+
 /// The built-in page: live events, a publish form, the /stream demo (no external resources).
 const PAGE: &[u8] = include_bytes!("page.html");
 
-/// Writes a complete response into the output part.
 fn respond(
     req: &mut Request,
     status: Status,
@@ -143,7 +269,8 @@ fn respond(
     extra: &[&[u8]],
 ) -> Result<Outcome, HttpError> {
     let keep_alive = req.head.keep_alive;
-    response::simple(&mut req.out, status, content_type, body, keep_alive, extra)
+    let cors = cors_of(req.cors, &req.head, req.input);
+    response::simple(&mut req.out, status, content_type, body, keep_alive, cors, extra)
         .ok_or(HttpError::BadRequest("response too large"))?;
     Ok(Outcome::Respond { close: !keep_alive })
 }
@@ -176,6 +303,7 @@ fn publish(
     hub: &mut Hub,
     conns: &Slab<Conn>,
     req: &mut Request,
+    p: &Params,
     [data_name, client_name]: [&str; 2],
 ) -> Result<Outcome, HttpError> {
     // The seed's /sse/send takes `message` from a form or the query string, so it needs no body.
@@ -183,7 +311,6 @@ fn publish(
     if req.head.body == Body::None && !from_query {
         return Err(HttpError::LengthRequired);
     }
-    let p = params(req, true)?;
     let missing =
         HttpError::BadRequest(if data_name == "data" { "missing field: data" } else { "missing field: message" });
     let data = if req.head.form || from_query {
@@ -218,8 +345,15 @@ fn publish(
     respond(req, Status::Ok, "text/plain; charset=utf-8", &body[..id.len() + 1], &[])
 }
 
-fn subscribe(hub: &mut Hub, conns: &Slab<Conn>, req: &mut Request, client_name: &str) -> Result<Outcome, HttpError> {
-    let p = params(req, false)?;
+fn subscribe(
+    hub: &mut Hub,
+    conns: &Slab<Conn>,
+    req: &mut Request,
+    p: &Params,
+    client_name: &str,
+) -> Result<Outcome, HttpError> {
+    // Written first (the input stays borrowed below); a refusal later overwrites it.
+    stream_head(req)?;
     let input: &[u8] = req.input;
     let client = p.get(input, client_name);
     if client_name == "clientId" && client.is_none() {
@@ -266,7 +400,7 @@ fn subscribe(hub: &mut Hub, conns: &Slab<Conn>, req: &mut Request, client_name: 
     };
     let w = &mut req.out;
     let full = || HttpError::BadRequest("response too large");
-    w.put(&hub.stream_head).ok_or_else(full)?;
+    w.put(&hub.retry_line).ok_or_else(full)?;
     if gap {
         let oldest = (from_seq(hub, cursor)).unwrap_or(b"");
         w.put(b"event: gap\ndata: {\"last_event_id\": ").ok_or_else(full)?;
@@ -300,8 +434,7 @@ fn json_string(w: &mut Writer, s: &[u8]) -> Option<()> {
     w.put(b"\"")
 }
 
-fn text_stream(req: &mut Request) -> Result<Outcome, HttpError> {
-    let p = params(req, false)?;
+fn text_stream(req: &mut Request, p: &Params) -> Result<Outcome, HttpError> {
     let input: &[u8] = req.input;
     let text = match p.span(input, "text") {
         Some(span) => span,
@@ -321,23 +454,16 @@ fn text_stream(req: &mut Request) -> Result<Outcome, HttpError> {
             .filter(|&d| d <= MAX_STREAM_DELAY_MS)
             .ok_or(HttpError::BadRequest("delay_ms must be 0 to 10000"))?,
     };
-    req.out.put(crate::http::response::STREAM_HEAD).ok_or(HttpError::BadRequest("response too large"))?;
-    req.out
-        .put(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n")
-        .ok_or(HttpError::BadRequest("response too large"))?;
+    stream_head(req)?;
     req.text = text;
     req.delay_ms = delay;
     Ok(Outcome::Text)
 }
 
-fn host_stream(hub: &mut Hub, route: usize, req: &mut Request) -> Result<Outcome, HttpError> {
-    let p = params(req, false)?;
-    req.out.put(crate::http::response::STREAM_HEAD).ok_or(HttpError::BadRequest("response too large"))?;
-    req.out
-        .put(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n")
-        .ok_or(HttpError::BadRequest("response too large"))?;
+fn host_stream(hub: &mut Hub, route: usize, req: &mut Request, p: &Params) -> Result<Outcome, HttpError> {
+    stream_head(req)?;
     let r = &mut hub.stream_routes[route];
-    let request = StreamRequest { id: req.stream_id, path: &r.path, input: req.input, params: &p };
+    let request = StreamRequest { id: req.stream_id, path: &r.path, input: req.input, params: p };
     (r.handler)(&request);
     Ok(Outcome::HostStream)
 }

@@ -5,12 +5,11 @@
 //! flush pass: every subscriber with events it has not received is written once, so events
 //! published in the same iteration reach each subscriber in a single `writev`.
 
-use crate::config::{Config, MAX_HEAD_BYTES, RESERVE_SLOTS};
+use crate::config::{Config, RESERVE_SLOTS};
 use crate::conn::{Conn, State, Timeouts};
 use crate::event_log;
-use crate::http::request::{Parsed, parse_head};
-use crate::http::response::{self, Status};
-use crate::http::{Body, HttpError, Span, chunked};
+use crate::http::response::{self, Cors, Status};
+use crate::http::{self, Framing, HttpError, MAX_HEAD_BYTES, Span};
 use crate::hub::Hub;
 use crate::hub::PublishError;
 use crate::pool::{BufId, Pool};
@@ -392,7 +391,9 @@ impl Server {
             return;
         }
         let _ = sock.set_nodelay(true);
-        let key = match self.conns.insert(Conn::new(sock, now)) {
+        let mut conn = Conn::new(sock, now);
+        conn.loopback = is_loopback(peer.ip());
+        let key = match self.conns.insert(conn) {
             Ok(key) => key,
             Err(_) => return,
         };
@@ -530,47 +531,33 @@ impl Server {
 
     /// Answers the request at the front of the buffer, if it is complete.
     fn handle_request(&mut self, key: Key, id: BufId, now: Millis) -> Step {
-        let capacity = self.pool.input_capacity();
         let clients = self.conns.len();
+        let peer_loopback = self.conns.get(key).is_some_and(|c| c.loopback);
         let (state, input, out) = self.pool.parts(id);
         let in_len = state.in_len as usize;
         if in_len == 0 {
             return Step::NeedMore;
         }
-        let head = match parse_head(&input[..in_len], MAX_HEAD_BYTES) {
-            Ok(Parsed::Partial) => return Step::NeedMore,
-            Ok(Parsed::Complete(head)) => head,
+        let (head, body, consumed) = match http::frame_request(input, in_len) {
             Err(e) => return self.refuse(key, id, e),
-        };
-        // `body_len` is the body as the handler sees it, `consumed` the request's bytes on the wire.
-        let (body_len, consumed) = match head.body {
-            Body::None => (0, head.len),
-            Body::Length(n) => (n as usize, head.len + n as usize),
-            Body::Chunked => match chunked::scan(&input[head.len..in_len]) {
-                Err(e) => return self.refuse(key, id, e),
-                Ok(Some(c)) => (chunked::decode_in_place(&mut input[head.len..in_len]), head.len + c.raw),
-                Ok(None) if in_len == capacity => return self.refuse(key, id, HttpError::PayloadTooLarge),
-                Ok(None) => (0, usize::MAX),
-            },
-        };
-        if consumed != usize::MAX && consumed > capacity {
-            return self.refuse(key, id, HttpError::PayloadTooLarge);
-        }
-        if in_len < consumed {
-            if head.expect_continue && !state.continued {
-                state.continued = true;
-                let line = b"HTTP/1.1 100 Continue\r\n\r\n";
-                out[..line.len()].copy_from_slice(line);
-                state.out_pos = 0;
-                state.out_len = line.len() as u32;
-                return Step::Responded;
+            Ok(Framing::Partial) => return Step::NeedMore,
+            Ok(Framing::AwaitingBody(head)) => {
+                if head.expect_continue && !state.continued {
+                    state.continued = true;
+                    let line = b"HTTP/1.1 100 Continue\r\n\r\n";
+                    out[..line.len()].copy_from_slice(line);
+                    state.out_pos = 0;
+                    state.out_len = line.len() as u32;
+                    return Step::Responded;
+                }
+                return Step::NeedMore;
             }
-            return Step::NeedMore;
-        }
+            Ok(Framing::Complete { head, body, consumed }) => (head, body, consumed),
+        };
         let mut req = Request {
             head,
             input: &mut input[..],
-            body: Span::new(head.len, head.len + body_len),
+            body,
             out: Writer { out, len: 0 },
             slot: key.index,
             now,
@@ -578,6 +565,8 @@ impl Server {
             delay_ms: 0,
             stream_id: StreamId(key.token().0),
             static_body: &[],
+            peer_loopback,
+            cors: routes::CorsMode::Any,
         };
         let outcome = routes::route(&mut self.hub, &self.conns, clients, &mut req);
         let (out_len, text, delay_ms, static_body) = (req.out.len as u32, req.text, req.delay_ms, req.static_body);
@@ -633,9 +622,10 @@ impl Server {
         if let Some(conn) = self.conns.get(key) {
             warn!("{}: {} {}", Peer(conn, key), e.status() as u16, e.message());
         }
+        let cors = if self.hub.config.cors_origins.is_empty() { Cors::Any } else { Cors::Denied };
         let (state, _, out) = self.pool.parts(id);
         let mut w = Writer { out, len: 0 };
-        write_error(&mut w, e);
+        write_error(&mut w, e, cors);
         state.out_pos = 0;
         state.out_len = w.len as u32;
         state.close_after = true;
@@ -883,7 +873,7 @@ fn append_frame(pool: &mut Pool, id: BufId, data: &[u8]) -> bool {
     }
 }
 
-fn write_error(w: &mut Writer, e: HttpError) {
+fn write_error(w: &mut Writer, e: HttpError, cors: Cors) {
     let mut body = [0u8; 128];
     let msg = e.message().as_bytes();
     let n = msg.len().min(body.len() - 1);
@@ -897,10 +887,16 @@ fn write_error(w: &mut Writer, e: HttpError) {
         let len = a.len;
         let _ = extra.push(&allow[..len]);
     }
-    if e.status() == Status::Unavailable {
-        let _ = extra.push(b"Retry-After: 1\r\n");
+    match e.status() {
+        Status::Unavailable => {
+            let _ = extra.push(b"Retry-After: 1\r\n");
+        }
+        Status::Unauthorized => {
+            let _ = extra.push(b"WWW-Authenticate: Bearer realm=\"tinysse\"\r\n");
+        }
+        _ => {}
     }
-    let _ = response::simple(w, e.status(), "text/plain; charset=utf-8", &body[..n + 1], false, &extra);
+    let _ = response::simple(w, e.status(), "text/plain; charset=utf-8", &body[..n + 1], false, cors, &extra);
 }
 
 /// Writes the buffer's pending output, then its static body; `Ok(true)` when all is written.
@@ -957,6 +953,14 @@ fn discard_input(sock: &mut TcpStream) -> Result<(), &'static str> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Err("read failed"),
         }
+    }
+}
+
+/// 127.0.0.0/8, ::1, and IPv4-mapped loopback (a dual-stack listener's view of 127.0.0.1).
+fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     }
 }
 

@@ -29,7 +29,9 @@ fn page_in_headless_chromium() {
     let (status, out, err) = run_bounded(node, Duration::from_secs(90));
     println!("{out}");
     assert!(status.success(), "browser checks failed:\n{out}\n{err}");
-    for check in ["published event appears", "ping listener fired", "xhr shows partial text", "every event shown exactly once"] {
+    for check in
+        ["published event appears", "ping listener fired", "xhr shows partial text", "every event shown exactly once"]
+    {
         assert!(out.lines().any(|l| l.contains(check) && l.contains("\"ok\":true")), "{check} did not pass:\n{out}");
     }
     assert!(shot.exists());

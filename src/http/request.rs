@@ -89,6 +89,8 @@ pub enum Parsed {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum HttpError {
     BadRequest(&'static str),
+    Unauthorized,
+    Forbidden(&'static str),
     NotFound(&'static str),
     MethodNotAllowed(&'static str),
     LengthRequired,
@@ -104,6 +106,8 @@ impl HttpError {
     pub fn status(self) -> Status {
         match self {
             HttpError::BadRequest(_) => Status::BadRequest,
+            HttpError::Unauthorized => Status::Unauthorized,
+            HttpError::Forbidden(_) => Status::Forbidden,
             HttpError::NotFound(_) => Status::NotFound,
             HttpError::MethodNotAllowed(_) => Status::MethodNotAllowed,
             HttpError::LengthRequired => Status::LengthRequired,
@@ -119,7 +123,11 @@ impl HttpError {
     /// The response body (one line).
     pub fn message(self) -> &'static str {
         match self {
-            HttpError::BadRequest(m) | HttpError::NotFound(m) | HttpError::NotImplemented(m) => m,
+            HttpError::BadRequest(m)
+            | HttpError::Forbidden(m)
+            | HttpError::NotFound(m)
+            | HttpError::NotImplemented(m) => m,
+            HttpError::Unauthorized => "unauthorized: a valid token is required",
             HttpError::MethodNotAllowed(_) => "method not allowed",
             HttpError::LengthRequired => "length required: send Content-Length or a chunked body",
             HttpError::PayloadTooLarge => "payload too large",

@@ -54,6 +54,31 @@ pub const STREAM_HEAD: &[u8] =
 /// A complete 503 for a connection refused before it got a slot.
 pub const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 25\r\nRetry-After: 1\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\nserver full, retry later\n";
 
+/// Which CORS headers a response carries.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Cors<'a> {
+    /// No allow-list: `Access-Control-Allow-Origin: *`, without credentials.
+    Any,
+    /// The request's Origin is on the allow-list: echoed, with credentials.
+    Origin(&'a [u8]),
+    /// An allow-list exists and the request's Origin is not on it: nothing is allowed.
+    Denied,
+}
+
+impl Cors<'_> {
+    pub fn put(self, w: &mut Writer) -> Option<()> {
+        match self {
+            Cors::Any => w.put(b"Access-Control-Allow-Origin: *\r\n"),
+            Cors::Origin(origin) => {
+                w.put(b"Access-Control-Allow-Origin: ")?;
+                w.put(origin)?;
+                w.put(b"\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n")
+            }
+            Cors::Denied => w.put(b"Vary: Origin\r\n"),
+        }
+    }
+}
+
 /// Writes a complete response with a body of `content_type`. `extra` holds whole header lines
 /// (each ending in CRLF). Returns `None` when `w` is too small.
 pub fn simple(
@@ -62,9 +87,10 @@ pub fn simple(
     content_type: &str,
     body: &[u8],
     keep_alive: bool,
+    cors: Cors,
     extra: &[&[u8]],
 ) -> Option<()> {
-    head(w, status, content_type, body.len(), keep_alive, extra)?;
+    head(w, status, content_type, body.len(), keep_alive, cors, extra)?;
     w.put(body)
 }
 
@@ -75,6 +101,7 @@ pub fn head(
     content_type: &str,
     content_length: usize,
     keep_alive: bool,
+    cors: Cors,
     extra: &[&[u8]],
 ) -> Option<()> {
     w.put(status.line())?;
@@ -86,7 +113,7 @@ pub fn head(
         w.put(b"\r\n")?;
     }
     w.put(if keep_alive { b"Connection: keep-alive\r\n" } else { b"Connection: close\r\n" })?;
-    w.put(b"Access-Control-Allow-Origin: *\r\n")?;
+    cors.put(w)?;
     for line in extra {
         w.put(line)?;
     }
@@ -108,7 +135,7 @@ mod tests {
     fn simple_response() {
         let mut buf = [0u8; 256];
         let mut w = Writer { out: &mut buf, len: 0 };
-        simple(&mut w, Status::NotFound, "text/plain", b"no\n", false, &[b"Allow: GET\r\n"]).unwrap();
+        simple(&mut w, Status::NotFound, "text/plain", b"no\n", false, Cors::Any, &[b"Allow: GET\r\n"]).unwrap();
         let n = w.len;
         let text = std::str::from_utf8(&buf[..n]).unwrap();
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
