@@ -14,14 +14,18 @@ pub struct Chunked {
 }
 
 /// Scans `buf` (the bytes after the head) for a complete chunked body without changing it.
-/// `Ok(None)` means more bytes are needed.
-pub fn scan(buf: &[u8]) -> Result<Option<Chunked>, HttpError> {
+/// `Ok(None)` means more bytes are needed; a chunk that could never fit in `room` bytes is
+/// refused at once (413) instead of waiting for bytes that cannot be held.
+pub fn scan(buf: &[u8], room: usize) -> Result<Option<Chunked>, HttpError> {
     let mut pos = 0;
     let mut data = 0usize;
     loop {
         let Some(line_end) = find_crlf(buf, pos)? else { return Ok(None) };
         let size = chunk_size(&buf[pos..line_end])?;
         pos = line_end + 2;
+        if pos.saturating_add(size).saturating_add(2) > room {
+            return Err(HttpError::PayloadTooLarge);
+        }
         if size == 0 {
             // Trailer fields, then the blank line.
             loop {
@@ -95,9 +99,9 @@ mod tests {
     fn complete_body_decodes() {
         let raw = b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nTrailer: t\r\n\r\nNEXT";
         for cut in 0..raw.len() - 4 {
-            assert_eq!(scan(&raw[..cut]), Ok(None), "cut {cut}");
+            assert_eq!(scan(&raw[..cut], 1024), Ok(None), "cut {cut}");
         }
-        assert_eq!(scan(raw), Ok(Some(Chunked { raw: raw.len() - 4, data: 11 })));
+        assert_eq!(scan(raw, 1024), Ok(Some(Chunked { raw: raw.len() - 4, data: 11 })));
         let mut buf = raw.to_vec();
         let n = decode_in_place(&mut buf);
         assert_eq!(&buf[..n], b"hello world");
@@ -114,7 +118,7 @@ mod tests {
             b"123456789\r\n",
             b"5\r\nhello\r\n0\r\n\rX",
         ] {
-            assert!(scan(raw).is_err(), "{:?}", String::from_utf8_lossy(raw));
+            assert!(scan(raw, 1024).is_err(), "{:?}", String::from_utf8_lossy(raw));
         }
     }
 }

@@ -30,14 +30,14 @@ pub enum Framing {
 /// a head over `MAX_HEAD_BYTES` with 431 (or 414). A complete chunked body is decoded in place.
 pub fn frame_request(buf: &mut [u8], len: usize) -> Result<Framing, HttpError> {
     let capacity = buf.len();
-    let head = match request::parse_head(&buf[..len], MAX_HEAD_BYTES)? {
+    let head = match request::parse_head(&buf[..len], MAX_HEAD_BYTES.min(capacity))? {
         Parsed::Partial => return Ok(Framing::Partial),
         Parsed::Complete(head) => head,
     };
     let (body_len, consumed) = match head.body {
         Body::None => (0, head.len),
         Body::Length(n) => (n as usize, head.len + n as usize),
-        Body::Chunked => match chunked::scan(&buf[head.len..len])? {
+        Body::Chunked => match chunked::scan(&buf[head.len..len], capacity - head.len)? {
             Some(c) => (chunked::decode_in_place(&mut buf[head.len..len]), head.len + c.raw),
             None if len == capacity => return Err(HttpError::PayloadTooLarge),
             None => return Ok(Framing::AwaitingBody(head)),

@@ -155,7 +155,7 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Parsed, HttpError> {
             if buf.len() < limit {
                 return Ok(Parsed::Partial);
             }
-            return Err(if buf.contains(&b'\n') { HttpError::HeadersTooLarge } else { HttpError::UriTooLong });
+            return Err(too_large(buf, limit));
         }
         Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
@@ -166,7 +166,7 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Parsed, HttpError> {
         Err(_) => return Err(HttpError::BadRequest("malformed request")),
     };
     if len > limit {
-        return Err(HttpError::HeadersTooLarge);
+        return Err(too_large(buf, limit));
     }
     let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version) else {
         return Err(HttpError::BadRequest("malformed request line"));
@@ -252,6 +252,14 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Parsed, HttpError> {
         (None, None) => Body::None,
     };
     Ok(Parsed::Complete(head))
+}
+
+/// 414 when the request line alone passes the limit, else 431.
+fn too_large(buf: &[u8], limit: usize) -> HttpError {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(end) if end < limit => HttpError::HeadersTooLarge,
+        _ => HttpError::UriTooLong,
+    }
 }
 
 /// 505 for a well-formed but unsupported version (HTTP/2.0, HTTP/3, HTTP/1.2), 400 otherwise.
