@@ -183,6 +183,8 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Verdict)> {
         ("HTTP/3 version", h("GET / HTTP/3.0\r\nHost: x\r\n\r\n"), Status(505)),
         ("HTTP/1.2 version", h("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), Status(505)),
         ("no version", h("GET /\r\n\r\n"), Status(400)),
+        // Found by the fuzzer: the verdict depended on how much of the line had arrived.
+        ("extra token before version", h("POST PRI *eeee HTTP/2/1.1\r\nHost: x\r\n\r\n"), Status(400)),
         (
             "TLS client hello",
             vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, b'\r', b'\n'],

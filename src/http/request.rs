@@ -263,11 +263,15 @@ fn too_large(buf: &[u8], limit: usize) -> HttpError {
 }
 
 /// 505 for a well-formed but unsupported version (HTTP/2.0, HTTP/3, HTTP/1.2), 400 otherwise.
+/// The version is what follows the second space of the request line, as httparse reads it, so
+/// the verdict is the same however much of the line has arrived.
 fn version_error(buf: &[u8]) -> HttpError {
     let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
-    let line = trim(&buf[..line_end]);
-    match line.iter().rposition(|&b| b == b' ') {
-        Some(i) if line[i + 1..].starts_with(b"HTTP/") => HttpError::VersionNotSupported,
+    let mut parts = buf[..line_end].splitn(3, |&b| b == b' ');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(_), Some(version)) if version.starts_with(b"HTTP/") && !version.contains(&b' ') => {
+            HttpError::VersionNotSupported
+        }
         _ => HttpError::BadRequest("malformed request line"),
     }
 }
