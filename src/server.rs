@@ -637,6 +637,7 @@ impl Server {
     /// Shuts our side and waits (briefly) for the peer's EOF before closing, so the last
     /// response is not destroyed by a reset caused by unread input.
     fn linger(&mut self, key: Key, now: Millis) {
+        let unread = self.conns.get(key).and_then(|c| c.buf).map_or(0, |id| self.pool.state(id).in_len);
         self.release_buffer(key);
         let Some(conn) = self.conns.get_mut(key) else { return };
         if conn.state() == State::Stream {
@@ -644,10 +645,13 @@ impl Server {
         }
         let _ = conn.sock.shutdown(Shutdown::Write);
         conn.set_state(State::Linger, now);
-        if let Err(why) = discard_input(&mut conn.sock) {
-            self.close(key, why);
+        match discard_input(&mut conn.sock) {
+            Err(why) => self.close(key, why),
+            // Nothing unread, nothing more coming in: closing now sends a FIN, not a reset, so
+            // the slot need not wait for the peer.
+            Ok(0) if unread == 0 => self.close(key, "done"),
+            Ok(_) => self.rearm(key),
         }
-        self.rearm(key);
     }
 
     fn close(&mut self, key: Key, why: &str) {
@@ -942,14 +946,16 @@ fn read_input(sock: &mut TcpStream, pool: &mut Pool, id: BufId) -> Result<(), &'
     Ok(())
 }
 
-/// Reads and drops input until WouldBlock; `Err` when the peer closed or failed.
-fn discard_input(sock: &mut TcpStream) -> Result<(), &'static str> {
+/// Reads and drops input until WouldBlock, returning how much; `Err` when the peer closed or
+/// failed.
+fn discard_input(sock: &mut TcpStream) -> Result<usize, &'static str> {
     let mut scratch = [0u8; 512];
+    let mut dropped = 0;
     loop {
         match sock.read(&mut scratch) {
             Ok(0) => return Err("closed by peer"),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Ok(n) => dropped += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(dropped),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Err("read failed"),
         }
