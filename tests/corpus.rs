@@ -185,6 +185,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Verdict)> {
         ("no version", h("GET /\r\n\r\n"), Status(400)),
         // Found by the fuzzer: the verdict depended on how much of the line had arrived.
         ("extra token before version", h("POST PRI *eeee HTTP/2/1.1\r\nHost: x\r\n\r\n"), Status(400)),
+        ("version that is not a number", h("GEPRI * HTTP/ts?topic=a HTTP/2.1\r\nHost: x\r\n\r\n"), Status(400)),
         (
             "TLS client hello",
             vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, b'\r', b'\n'],

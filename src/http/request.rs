@@ -269,7 +269,11 @@ fn version_error(buf: &[u8]) -> HttpError {
     let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
     let mut parts = buf[..line_end].splitn(3, |&b| b == b' ');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(_), Some(_), Some(version)) if version.starts_with(b"HTTP/") && !version.contains(&b' ') => {
+        // httparse stops at the first byte that is not `HTTP/1.0` or `HTTP/1.1`; deciding on
+        // `HTTP/<digit>` alone uses only bytes up to that point.
+        (Some(_), Some(_), Some(version))
+            if version.len() >= 6 && version.starts_with(b"HTTP/") && version[5].is_ascii_digit() =>
+        {
             HttpError::VersionNotSupported
         }
         _ => HttpError::BadRequest("malformed request line"),
