@@ -131,6 +131,92 @@ impl Hub {
             .map(|(key, _)| key)
     }
 
+    /// The /metrics body, in the Prometheus text format. `buffers` is (in use, capacity).
+    pub fn metrics(
+        &self,
+        w: &mut crate::sse::Writer,
+        conns: &Slab<Conn>,
+        buffers: (usize, usize),
+        now: Millis,
+    ) -> Option<()> {
+        let mut by_state = [0u64; 6];
+        for (_, c) in conns.iter() {
+            by_state[c.state() as usize] += 1;
+        }
+        let s = &self.stats;
+        let metric = |w: &mut crate::sse::Writer, name: &str, kind: &str, help: &str| -> Option<()> {
+            w.put(b"# HELP tinysse_")?;
+            w.put(name.as_bytes())?;
+            w.put(b" ")?;
+            w.put(help.as_bytes())?;
+            w.put(b"\n# TYPE tinysse_")?;
+            w.put(name.as_bytes())?;
+            w.put(b" ")?;
+            w.put(kind.as_bytes())?;
+            w.put(b"\n")
+        };
+        let sample = |w: &mut crate::sse::Writer, name: &str, labels: &str, value: u64| -> Option<()> {
+            w.put(b"tinysse_")?;
+            w.put(name.as_bytes())?;
+            w.put(labels.as_bytes())?;
+            w.put(b" ")?;
+            w.put_u64(value)?;
+            w.put(b"\n")
+        };
+        let simple: [(&str, &str, &str, u64); 11] = [
+            ("subscribers", "gauge", "Subscriber streams open.", self.subscribers as u64),
+            ("events_published_total", "counter", "Events published (all sources).", s.published),
+            ("events_delivered_total", "counter", "Complete events written to subscribers.", s.delivered),
+            (
+                "bytes_written_total",
+                "counter",
+                "Bytes of events, heads and heartbeats written to streams.",
+                s.bytes_written,
+            ),
+            (
+                "rejected_full_total",
+                "counter",
+                "Connections or streams refused with 503 for lack of room.",
+                s.rejected_full,
+            ),
+            ("slab_capacity", "gauge", "Connection slots (max-clients plus the reserve).", conns.capacity() as u64),
+            ("slab_used", "gauge", "Connection slots in use.", conns.len() as u64),
+            ("request_buffers_capacity", "gauge", "Request buffers in the pool.", buffers.1 as u64),
+            ("request_buffers_used", "gauge", "Request buffers lent out.", buffers.0 as u64),
+            (
+                "history_events",
+                "gauge",
+                "Events Last-Event-ID replay can reach now.",
+                self.log.len().min(self.config.history) as u64,
+            ),
+            ("uptime_seconds", "gauge", "Seconds since start.", now.0 / 1000),
+        ];
+        for (name, kind, help, value) in simple {
+            metric(w, name, kind, help)?;
+            sample(w, name, "", value)?;
+        }
+        metric(w, "connections", "gauge", "Open connections by state.")?;
+        let states = [
+            "{state=\"waiting\"}",
+            "{state=\"idle\"}",
+            "{state=\"request\"}",
+            "{state=\"stream\"}",
+            "{state=\"text\"}",
+            "{state=\"linger\"}",
+        ];
+        for (labels, count) in states.iter().zip(by_state) {
+            sample(w, "connections", labels, count)?;
+        }
+        metric(
+            w,
+            "dropped_total",
+            "counter",
+            "Subscribers dropped as too slow; targeted events refused, client not connected.",
+        )?;
+        sample(w, "dropped_total", "{reason=\"slow_subscriber\"}", s.dropped_slow)?;
+        sample(w, "dropped_total", "{reason=\"targeted_missing\"}", s.targeted_missing)
+    }
+
     /// The /stats body.
     pub fn stats_json(&self, w: &mut crate::sse::Writer, clients: usize, now: Millis) -> Option<()> {
         let s = &self.stats;

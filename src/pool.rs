@@ -11,7 +11,7 @@ use crate::http::Span;
 pub type BufId = u16;
 
 /// Size of the output part: the largest response head, gap event or /stats body.
-pub const OUT_BYTES: usize = 2048;
+pub const OUT_BYTES: usize = 4096;
 
 /// What a lent buffer holds besides its bytes.
 #[derive(Copy, Clone, Debug, Default)]

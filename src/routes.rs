@@ -85,7 +85,12 @@ const ALLOW_EVENTS: &[u8] = b"GET, POST, OPTIONS";
 const ALLOW_GET: &[u8] = b"GET, OPTIONS";
 const ALLOW_POST: &[u8] = b"POST, OPTIONS";
 
-pub fn route(hub: &mut Hub, conns: &Slab<Conn>, clients: usize, req: &mut Request) -> Result<Outcome, HttpError> {
+pub fn route(
+    hub: &mut Hub,
+    conns: &Slab<Conn>,
+    buffers: (usize, usize),
+    req: &mut Request,
+) -> Result<Outcome, HttpError> {
     req.cors = cors_mode(hub, req);
     let method = req.head.method;
     if method == Method::Options {
@@ -98,6 +103,7 @@ pub fn route(hub: &mut Hub, conns: &Slab<Conn>, clients: usize, req: &mut Reques
         b"/sse/send" => Target::SseSend,
         b"/stream" => Target::Stream,
         b"/stats" => Target::Stats,
+        b"/metrics" => Target::Metrics,
         b"/" => Target::Page,
         _ => match hub.stream_routes.iter().position(|r| r.path.as_bytes() == path) {
             Some(i) => Target::Host(i),
@@ -130,9 +136,16 @@ pub fn route(hub: &mut Hub, conns: &Slab<Conn>, clients: usize, req: &mut Reques
         (Target::Stats, Method::Get) => {
             let mut body = [0u8; 512];
             let mut w = Writer { out: &mut body, len: 0 };
-            hub.stats_json(&mut w, clients, req.now).ok_or(HttpError::BadRequest("stats too large"))?;
+            hub.stats_json(&mut w, conns.len(), req.now).ok_or(HttpError::BadRequest("stats too large"))?;
             let len = w.len;
             respond(req, Status::Ok, "application/json", &body[..len], &[b"Cache-Control: no-store\r\n"])
+        }
+        (Target::Metrics, Method::Get) => {
+            let mut body = [0u8; 3072];
+            let mut w = Writer { out: &mut body, len: 0 };
+            hub.metrics(&mut w, conns, buffers, req.now).ok_or(HttpError::BadRequest("metrics too large"))?;
+            let len = w.len;
+            respond(req, Status::Ok, "text/plain; version=0.0.4; charset=utf-8", &body[..len], &[])
         }
         (Target::Page, Method::Get) => {
             let keep_alive = req.head.keep_alive;
@@ -162,6 +175,7 @@ enum Target {
     SseSend,
     Stream,
     Stats,
+    Metrics,
     Page,
     /// A host program's stream route, by index.
     Host(usize),

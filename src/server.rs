@@ -531,7 +531,7 @@ impl Server {
 
     /// Answers the request at the front of the buffer, if it is complete.
     fn handle_request(&mut self, key: Key, id: BufId, now: Millis) -> Step {
-        let clients = self.conns.len();
+        let buffers = (self.pool.in_use(), self.pool.capacity());
         let peer_loopback = self.conns.get(key).is_some_and(|c| c.loopback);
         let (state, input, out) = self.pool.parts(id);
         let in_len = state.in_len as usize;
@@ -568,7 +568,7 @@ impl Server {
             peer_loopback,
             cors: routes::CorsMode::Any,
         };
-        let outcome = routes::route(&mut self.hub, &self.conns, clients, &mut req);
+        let outcome = routes::route(&mut self.hub, &self.conns, buffers, &mut req);
         let (out_len, text, delay_ms, static_body) = (req.out.len as u32, req.text, req.delay_ms, req.static_body);
         match outcome {
             Err(e) => self.refuse(key, id, e),
