@@ -46,6 +46,10 @@ pub struct Config {
     pub subscribe_token: Option<String>,
     /// Origins allowed to read responses with credentials; empty = any origin, without.
     pub cors_origins: Vec<String>,
+    /// Publish each line of standard input as an event.
+    pub stdin: bool,
+    /// How a stdin line maps to an event.
+    pub stdin_format: crate::stdin::Format,
 }
 
 impl Default for Config {
@@ -65,6 +69,8 @@ impl Default for Config {
             publish_token: None,
             subscribe_token: None,
             cors_origins: Vec::new(),
+            stdin: false,
+            stdin_format: crate::stdin::Format::Lines,
         }
     }
 }
@@ -117,6 +123,12 @@ const FLAGS: &[Flag] = &[
         value: "T",
         help: "require T (Bearer header, ?token=, or cookie tinysse_token) on stream routes",
     },
+    Flag { name: "stdin", value: "", help: "publish each line of standard input as an event" },
+    Flag {
+        name: "stdin-format",
+        value: "lines|topic",
+        help: "'topic': a line 'TOPIC PAYLOAD' (as mosquitto_sub -v prints) publishes PAYLOAD to TOPIC",
+    },
     Flag {
         name: "cors-origin",
         value: "ORIGIN",
@@ -158,11 +170,16 @@ impl Config {
                     let Some(flag) = FLAGS.iter().find(|f| f.name == name) else {
                         return Err(ConfigError::Invalid(format!("unknown flag --{name} (see --help)")));
                     };
-                    let value = parser
-                        .value()
-                        .map_err(|e| ConfigError::Invalid(e.to_string()))?
-                        .into_string()
-                        .map_err(|_| ConfigError::Invalid(format!("--{name}: value is not valid UTF-8")))?;
+                    // A switch (no value placeholder) takes no value.
+                    let value = if flag.value.is_empty() {
+                        String::new()
+                    } else {
+                        parser
+                            .value()
+                            .map_err(|e| ConfigError::Invalid(e.to_string()))?
+                            .into_string()
+                            .map_err(|_| ConfigError::Invalid(format!("--{name}: value is not valid UTF-8")))?
+                    };
                     if flag.name == "cors-origin" && !cors_from_args {
                         cors_from_args = true;
                         config.cors_origins.clear();
@@ -195,6 +212,20 @@ impl Config {
             "keepalive-timeout" => self.keepalive_timeout_secs = number(value, 1, 86_400)?,
             "request-buffers" => self.request_buffers = number(value, 1, 1 << 16)?,
             "tick" => self.tick_secs = number(value, 0, 86_400)?,
+            "stdin" => {
+                self.stdin = match value {
+                    "" | "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => return Err(format!("'{value}' is not true or false")),
+                }
+            }
+            "stdin-format" => {
+                self.stdin_format = match value {
+                    "lines" => crate::stdin::Format::Lines,
+                    "topic" => crate::stdin::Format::Topic,
+                    _ => return Err(format!("'{value}' is not lines or topic")),
+                }
+            }
             "publish-token" => self.publish_token = Some(token(value)?),
             "subscribe-token" => self.subscribe_token = Some(token(value)?),
             "cors-origin" => {
@@ -250,6 +281,8 @@ fn help_text() -> String {
             "request-buffers" => defaults.request_buffers.to_string(),
             "tick" => defaults.tick_secs.to_string(),
             "publish-token" | "subscribe-token" => "none".into(),
+            "stdin" => "off".into(),
+            "stdin-format" => "lines".into(),
             "cors-origin" => "any origin, without credentials".into(),
             _ => String::new(),
         }

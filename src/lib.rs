@@ -66,6 +66,7 @@
 //! - [`sse`]: SSE framing.
 //! - [`filter`]: subscriber topics and client ids.
 //! - [`pool`], [`slab`]: the fixed-size request buffers and connection slots.
+//! - [`stdin`]: the `--stdin` bridge (lines, or `TOPIC PAYLOAD` from mosquitto_sub).
 //! - [`config`], [`time`]: configuration and loop time.
 
 pub mod config;
@@ -80,6 +81,7 @@ pub mod routes;
 pub mod server;
 pub mod slab;
 pub mod sse;
+pub mod stdin;
 pub mod stream;
 pub mod time;
 

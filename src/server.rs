@@ -17,10 +17,12 @@ use crate::publisher::{Event, Kind, Publisher, Shared, ShutdownHandle, StreamId}
 use crate::routes::{self, Outcome, Request, StreamRequest};
 use crate::slab::{Key, Slab};
 use crate::sse::Writer;
+use crate::stdin::{self, StdinBridge};
 use crate::stream::{self, WriteError};
 use crate::time::Millis;
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
@@ -31,6 +33,7 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+const STDIN: Token = Token(usize::MAX - 3);
 
 /// Readiness events taken per poll.
 const EVENTS: usize = 1024;
@@ -62,6 +65,8 @@ pub struct Server {
     accept: AcceptState,
     /// Queue and waker shared with `Publisher` and `ShutdownHandle`.
     shared: Arc<Shared>,
+    /// `--stdin`: the bridge, while stdin is open and pollable.
+    stdin: Option<StdinBridge>,
     /// `--tick`: when the next `ping` event is due (`NEVER` when off).
     next_tick: Millis,
     stopping: bool,
@@ -107,6 +112,7 @@ impl Server {
             },
         };
         let tick_secs = config.tick_secs;
+        let stdin = if config.stdin { open_stdin(&poll, &config) } else { None };
         let hub = Hub::new(config, slots, first_seq);
         Ok(Server {
             poll,
@@ -124,6 +130,7 @@ impl Server {
             next_timer: Millis::NEVER,
             accept: AcceptState { retry_at: Millis::NEVER, backoff: ACCEPT_RETRY_MIN, suppressed: 0, last_warn: None },
             shared,
+            stdin,
             next_tick: if tick_secs == 0 { Millis::NEVER } else { Millis::from_secs(tick_secs) },
             stopping: false,
         })
@@ -237,6 +244,7 @@ impl Server {
                 LISTENER => self.accept_ready(now),
                 SIGNALS => self.on_signal(),
                 WAKER => self.on_wake(now),
+                STDIN => self.on_stdin(),
                 token => {
                     let Some(key) = Key::from_token(token) else { continue };
                     if writable {
@@ -315,6 +323,35 @@ impl Server {
                     self.rearm(key);
                 }
             }
+        }
+    }
+
+    /// `--stdin`: publishes every complete line.
+    fn on_stdin(&mut self) {
+        let Some(bridge) = &mut self.stdin else { return };
+        let (hub, conns) = (&mut self.hub, &self.conns);
+        let result = bridge.read(|line| {
+            let p = event_log::Publish { data: line.data, topic: line.topic, ..Default::default() };
+            if let Err(e) = hub.publish(&p, conns) {
+                warn!("stdin: line refused: {}", e.message());
+            }
+        });
+        match result {
+            Ok(stdin::Status::Open) => {}
+            Ok(stdin::Status::Eof) => {
+                info!("stdin closed; still serving");
+                self.forget_stdin();
+            }
+            Err(e) => {
+                warn!("stdin: {e}; no longer reading it");
+                self.forget_stdin();
+            }
+        }
+    }
+
+    fn forget_stdin(&mut self) {
+        if let Some(bridge) = self.stdin.take() {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&bridge.raw_fd()));
         }
     }
 
@@ -958,6 +995,26 @@ fn discard_input(sock: &mut TcpStream) -> Result<usize, &'static str> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(dropped),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Err("read failed"),
+        }
+    }
+}
+
+/// Sets up `--stdin`, or says once why it cannot be (e.g. /dev/null under systemd cannot be
+/// polled) and carries on without it.
+fn open_stdin(poll: &Poll, config: &Config) -> Option<StdinBridge> {
+    let max_line = config.max_event_bytes + 1 + event_log::MAX_TOPIC;
+    let bridge = match StdinBridge::new(config.stdin_format, max_line) {
+        Ok(bridge) => bridge,
+        Err(e) => {
+            warn!("--stdin: cannot read stdin ({e}); ignoring it");
+            return None;
+        }
+    };
+    match poll.registry().register(&mut SourceFd(&bridge.raw_fd()), STDIN, Interest::READABLE) {
+        Ok(()) => Some(bridge),
+        Err(e) => {
+            warn!("--stdin: stdin cannot be polled ({e}; a file or /dev/null?); ignoring it");
+            None
         }
     }
 }
