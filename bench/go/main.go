@@ -16,9 +16,11 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"strconv"
 )
 
-const subscriberBuffer = 4096 // events queued per subscriber before drops
+// Events queued per subscriber before drops: $SUB_BUFFER, default 1024.
+var subscriberBuffer = 1024
 
 type hub struct {
 	register   chan chan []byte
@@ -137,6 +139,9 @@ func main() {
 	}
 	if port == "" {
 		port = "8080"
+	}
+	if v, err := strconv.Atoi(os.Getenv("SUB_BUFFER")); err == nil && v > 0 {
+		subscriberBuffer = v
 	}
 	h := newHub()
 	go h.run()

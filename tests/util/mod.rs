@@ -57,8 +57,13 @@ impl Server {
     }
 
     /// Spawn `cmd`, wait (bounded) for the `listening on <addr>` log line.
-    pub fn spawn(mut cmd: Command) -> Server {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    pub fn spawn(cmd: Command) -> Server {
+        Self::spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    /// Like `spawn`, with the server's standard input given (a pipe, another process's output).
+    pub fn spawn_with_stdin(mut cmd: Command, stdin: Stdio) -> Server {
+        cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn tinysse");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel::<SocketAddr>();

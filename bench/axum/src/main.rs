@@ -24,8 +24,8 @@ const CAPACITY: usize = 4096;
 type Tx = broadcast::Sender<Arc<str>>;
 
 async fn subscribe(State(tx): State<Tx>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = BroadcastStream::new(tx.subscribe())
-        .filter_map(|msg| msg.ok().map(|data| Ok(Event::default().data(&*data))));
+    let stream =
+        BroadcastStream::new(tx.subscribe()).filter_map(|msg| msg.ok().map(|data| Ok(Event::default().data(&*data))));
     Sse::new(stream)
 }
 
@@ -37,22 +37,14 @@ async fn publish(State(tx): State<Tx>, body: String) -> StatusCode {
 
 #[tokio::main]
 async fn main() {
-    let port = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("PORT").ok())
-        .unwrap_or_else(|| "8080".into());
+    let port = std::env::args().nth(1).or_else(|| std::env::var("PORT").ok()).unwrap_or_else(|| "8080".into());
     let (tx, _) = broadcast::channel::<Arc<str>>(CAPACITY);
-    let app = Router::new()
-        .route("/events", get(subscribe).post(publish))
-        .with_state(tx);
+    let app = Router::new().route("/events", get(subscribe).post(publish)).with_state(tx);
     let addr = format!("127.0.0.1:{port}");
     // TCP_NODELAY on every stream, as Go, Node and tinysse do by default.
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .expect("bind")
-        .tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind").tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     eprintln!("axum peer listening on {addr}");
     axum::serve(listener, app).await.expect("serve");
 }
