@@ -55,6 +55,8 @@ pub struct Conn {
     pub readable: bool,
     /// The peer's address is loopback (it may publish without a token).
     pub loopback: bool,
+    /// In the server's queue of connections whose turn ended with requests left.
+    pub queued: bool,
     /// When the current state (or request) began.
     pub since: Millis,
     /// When bytes were last written (heartbeat timing), or, for Text, when the next frame is due.
@@ -86,6 +88,7 @@ impl Conn {
             write_blocked: false,
             readable: true,
             loopback: false,
+            queued: false,
             since: now,
             last_write: now,
         }

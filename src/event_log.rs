@@ -28,7 +28,7 @@ const ROUTE_BYTES: usize = MAX_TOPIC + MAX_CLIENT;
 /// Entry slots beyond `--history`: they keep the replay window whole when the byte budget forces
 /// an extra eviction, and give subscribers slack for bursts published within one loop iteration
 /// even with a tiny `--history`.
-pub const SLACK_ENTRIES: usize = 64;
+pub const SLACK_ENTRIES: usize = 256;
 
 #[derive(Copy, Clone, Default, Debug)]
 struct Entry {
@@ -130,6 +130,11 @@ impl EventLog {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Entry slots: events the ring can hold, replayable or not.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
     }
 
     /// Bytes of wire data retained.

@@ -38,6 +38,18 @@ const STDIN: Token = Token(usize::MAX - 3);
 /// Readiness events taken per poll.
 const EVENTS: usize = 1024;
 
+/// Requests one connection may have answered per loop turn; a pipelining publisher then waits
+/// for the next turn, so the flush pass (and everyone else) runs in between.
+const REQUESTS_PER_TURN: usize = 16;
+
+/// Subscribers written per loop turn during a flush pass. Between two chunks the loop reads
+/// and answers new publishes, and later chunks carry those events in the same writev.
+const FLUSH_CHUNK: usize = 512;
+
+/// Pending connections the kernel may queue (capped by net.core.somaxconn); mio's 128 is too
+/// few for thousands of subscribers connecting at once.
+const BACKLOG: i32 = 4096;
+
 /// First delay before accepting again after an accept error such as EMFILE; doubles up to
 /// `ACCEPT_RETRY_MAX` while the error persists.
 const ACCEPT_RETRY_MIN: Millis = Millis(50);
@@ -60,8 +72,12 @@ pub struct Server {
     clock: Instant,
     /// No connection has a deadline before this.
     next_timer: Millis,
-    /// `log.next_seq()` at the last flush pass.
+    /// `log.next_seq()` when the last (or current) flush pass began.
     flushed_seq: u64,
+    /// The slot the current flush pass resumes at, if one is under way.
+    flush_at: Option<usize>,
+    /// Connections with requests left over from their turn (see `REQUESTS_PER_TURN`).
+    ready: VecDeque<Key>,
     accept: AcceptState,
     /// Queue and waker shared with `Publisher` and `ShutdownHandle`.
     shared: Arc<Shared>,
@@ -93,6 +109,10 @@ impl Server {
         let mut listener = TcpListener::bind(config.listen)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
+        // SAFETY: listen(2) on a socket we own, already listening: it only raises the backlog.
+        if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), BACKLOG) } != 0 {
+            warn!("cannot raise the listen backlog: {}", io::Error::last_os_error());
+        }
         let body_bytes = 3 * config.max_event_bytes + 1024;
         let pool = Pool::new(config.request_buffers.min(slots), MAX_HEAD_BYTES + body_bytes);
         let first_seq =
@@ -123,6 +143,8 @@ impl Server {
             conns: Slab::with_capacity(slots),
             pool,
             waiting: VecDeque::with_capacity(slots),
+            ready: VecDeque::with_capacity(slots),
+            flush_at: None,
             flushed_seq: hub.log.next_seq(),
             hub,
             timeouts,
@@ -223,7 +245,8 @@ impl Server {
     /// Waits for readiness (at most `timeout`, or until the next deadline) and handles it.
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let now = self.now();
-        let next = self.next_timer.min(self.accept.retry_at).min(self.next_tick);
+        let busy = !self.ready.is_empty() || self.flush_at.is_some();
+        let next = if busy { now } else { self.next_timer.min(self.accept.retry_at).min(self.next_tick) };
         let wait = match (timeout, next.is_never()) {
             (t, true) => t,
             (None, false) => Some(next.until(now)),
@@ -262,6 +285,7 @@ impl Server {
             return Ok(());
         }
         self.serve_waiting(now);
+        self.serve_ready(now);
         if self.accept.retry_at <= now {
             self.accept.retry_at = Millis::NEVER;
             self.accept_ready(now);
@@ -479,6 +503,17 @@ impl Server {
         }
     }
 
+    /// Gives each connection that used up its turn the next one.
+    fn serve_ready(&mut self, now: Millis) {
+        for _ in 0..self.ready.len() {
+            let Some(key) = self.ready.pop_front() else { return };
+            let Some(conn) = self.conns.get_mut(key) else { continue };
+            conn.queued = false;
+            self.drive_request(key, now);
+            self.rearm(key);
+        }
+    }
+
     fn serve_waiting(&mut self, now: Millis) {
         while self.pool.in_use() < self.pool.capacity() {
             let Some(key) = self.waiting.pop_front() else { return };
@@ -522,6 +557,7 @@ impl Server {
     /// Writes pending output, reads input and answers complete requests, in order, until the
     /// connection waits for the network or changes state.
     fn drive_request(&mut self, key: Key, now: Millis) {
+        let mut answered = 0;
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return };
             let (State::Request, Some(id)) = (conn.state(), conn.buf) else { return };
@@ -536,12 +572,27 @@ impl Server {
             if self.pool.state(id).close_after {
                 return self.linger(key, now);
             }
+            // While a flush pass is under way, accept at most a quarter of the ring's slots in
+            // new events: the pass (not the subscribers) then sets the pace, and no subscriber
+            // it has yet to reach can be overrun. The publisher feels it as TCP backpressure.
+            let ahead = self.hub.log.next_seq() - self.flushed_seq;
+            let pass_full = self.flush_at.is_some() && ahead as usize >= self.hub.log.capacity() / 4;
+            if answered == REQUESTS_PER_TURN || pass_full {
+                // Its turn is over. Each connection is queued at most once, so the queue,
+                // sized for every slot, never grows.
+                if !conn.queued {
+                    conn.queued = true;
+                    self.ready.push_back(key);
+                }
+                return;
+            }
             if let Err(why) = read_input(&mut conn.sock, &mut self.pool, id) {
                 return self.close(key, why);
             }
             conn.readable = false;
             match self.handle_request(key, id, now) {
                 Step::Responded => {
+                    answered += 1;
                     if let Some(conn) = self.conns.get_mut(key) {
                         conn.since = now;
                     }
@@ -763,15 +814,25 @@ impl Server {
         self.linger(key, now);
     }
 
-    /// Writes every subscriber that has events it has not received yet, once.
+    /// The flush pass: writes every subscriber that has events it has not received, once, in
+    /// chunks of `FLUSH_CHUNK` per loop turn.
     fn flush_streams(&mut self, now: Millis) {
         let next = self.hub.log.next_seq();
-        if next == self.flushed_seq {
-            return;
-        }
-        self.flushed_seq = next;
+        let start = match self.flush_at {
+            Some(at) => at,
+            None if next == self.flushed_seq => return,
+            None => {
+                self.flushed_seq = next;
+                0
+            }
+        };
         let first = self.hub.log.first_seq();
-        for index in 0..self.conns.capacity() {
+        let mut written = 0;
+        for index in start..self.conns.capacity() {
+            if written == FLUSH_CHUNK {
+                self.flush_at = Some(index);
+                return;
+            }
             let Some(key) = self.conns.key_at(index) else { continue };
             let Some(conn) = self.conns.get(key) else { continue };
             if conn.state() != State::Stream || conn.cursor >= next {
@@ -782,7 +843,9 @@ impl Server {
             }
             // Blocked and overrun streams are dropped here, promptly, by write_stream.
             self.write_stream(key, now);
+            written += 1;
         }
+        self.flush_at = None;
     }
 
     /// /stream: sends the frames that are due, then `[DONE]`, then closes.
