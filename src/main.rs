@@ -4,7 +4,22 @@ use std::process::ExitCode;
 use tinysse::{Config, ConfigError, Server};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        // Under systemd, stderr goes to journald: a `<N>` prefix gives each line its syslog
+        // priority (journalctl -p warning), and journald adds the time and unit itself.
+        logger.format(|buf, record| {
+            use std::io::Write;
+            let priority = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(buf, "<{priority}>{}", record.args())
+        });
+    }
+    logger.init();
     let config = match Config::from_args(std::env::args_os().skip(1), std::env::vars()) {
         Ok(config) => config,
         Err(ConfigError::Help(text)) => {

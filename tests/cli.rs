@@ -142,3 +142,12 @@ fn debug_log_has_line_per_connection_accepted_and_closed() {
         s.logs()[before..].join("\n")
     );
 }
+
+#[test]
+fn under_systemd_log_lines_carry_journald_priorities() {
+    let server = Server::start_env(&[], &[("JOURNAL_STREAM", "8:12345"), ("RUST_LOG", "info")]);
+    // A bad request is one warn line; the start is an info line.
+    assert_eq!(raw(server.addr, b"GARBAGE\r\n\r\n").status, 400);
+    assert!(server.wait_logs(T, |l| l.iter().any(|l| l.starts_with("<4>"))), "{}", server.log_text());
+    assert!(server.logs().iter().any(|l| l.starts_with("<6>listening on")), "{}", server.log_text());
+}
