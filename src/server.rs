@@ -1097,3 +1097,18 @@ fn reject_full(sock: &mut TcpStream) {
     let _ = sock.write(response::FULL);
     let _ = sock.shutdown(Shutdown::Write);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_peers_count_as_local() {
+        for local in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(local.parse().unwrap()), "{local}");
+        }
+        for remote in ["10.0.0.2", "192.168.1.20", "0.0.0.0", "::ffff:10.0.0.2", "fe80::1", "2001:db8::1"] {
+            assert!(!is_loopback(remote.parse().unwrap()), "{remote}");
+        }
+    }
+}
