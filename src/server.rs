@@ -559,19 +559,8 @@ impl Server {
     fn drive_request(&mut self, key: Key, now: Millis) {
         let mut answered = 0;
         loop {
+            let Some(id) = self.flush_pending(key, State::Request, now) else { return };
             let Some(conn) = self.conns.get_mut(key) else { return };
-            let (State::Request, Some(id)) = (conn.state(), conn.buf) else { return };
-            match flush_out(&mut conn.sock, &mut self.pool, id) {
-                Ok(true) => {}
-                Ok(false) => {
-                    conn.write_blocked = true;
-                    return;
-                }
-                Err(_) => return self.close(key, "write failed"),
-            }
-            if self.pool.state(id).close_after {
-                return self.linger(key, now);
-            }
             // While a flush pass is under way, accept at most a quarter of the ring's slots in
             // new events: the pass (not the subscribers) then sets the pace, and no subscriber
             // it has yet to reach can be overrun. The publisher feels it as TCP backpressure.
@@ -615,6 +604,30 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Writes the pending output of a connection in `state` that holds a buffer. `Some(buffer)`
+    /// when all of it is written and the connection goes on; `None` when it waits for the
+    /// socket, or has been closed or put to linger (its response asked for the close).
+    fn flush_pending(&mut self, key: Key, state: State, now: Millis) -> Option<BufId> {
+        let conn = self.conns.get_mut(key)?;
+        let id = conn.buf.filter(|_| conn.state() == state)?;
+        match flush_out(&mut conn.sock, &mut self.pool, id) {
+            Ok(true) => {}
+            Ok(false) => {
+                conn.write_blocked = true;
+                return None;
+            }
+            Err(_) => {
+                self.close(key, "write failed");
+                return None;
+            }
+        }
+        if self.pool.state(id).close_after {
+            self.linger(key, now);
+            return None;
+        }
+        Some(id)
     }
 
     /// Answers the request at the front of the buffer, if it is complete.
@@ -851,20 +864,9 @@ impl Server {
     /// /stream: sends the frames that are due, then `[DONE]`, then closes.
     fn drive_text(&mut self, key: Key, now: Millis) {
         loop {
+            let Some(id) = self.flush_pending(key, State::Text, now) else { return };
             let Some(conn) = self.conns.get_mut(key) else { return };
-            let (State::Text, Some(id)) = (conn.state(), conn.buf) else { return };
-            match flush_out(&mut conn.sock, &mut self.pool, id) {
-                Ok(true) => {}
-                Ok(false) => {
-                    conn.write_blocked = true;
-                    return;
-                }
-                Err(_) => return self.close(key, "write failed"),
-            }
             let (state, input, _) = self.pool.parts(id);
-            if state.close_after {
-                return self.linger(key, now);
-            }
             if state.host || conn.last_write > now {
                 return; // host streams wait for frames; /stream for its next deadline
             }
