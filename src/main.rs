@@ -31,27 +31,33 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(ConfigError::Invalid(msg)) => {
-            eprintln!("tinysse: {msg}");
+            fatal(&msg);
             return ExitCode::from(2);
         }
     };
     let mut server = match Server::new(config) {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("tinysse: cannot listen: {e}");
+            fatal(&format!("cannot listen: {e}"));
             return ExitCode::FAILURE;
         }
     };
     if let Err(e) = server.handle_signals() {
-        eprintln!("tinysse: cannot handle signals: {e}");
+        fatal(&format!("cannot handle signals: {e}"));
         return ExitCode::FAILURE;
     }
     log::info!("listening on {}", server.local_addr());
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tinysse: {e}");
+            fatal(&e.to_string());
             ExitCode::FAILURE
         }
     }
+}
+
+/// A one-line error on stderr, with journald's error priority under systemd.
+fn fatal(msg: &str) {
+    let priority = if std::env::var_os("JOURNAL_STREAM").is_some() { "<3>" } else { "" };
+    eprintln!("{priority}tinysse: {msg}");
 }
