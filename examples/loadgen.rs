@@ -30,13 +30,14 @@
 //! 3. busy: one keep-alive HTTP/1.1 connection (own thread, TCP_NODELAY) POSTs E bodies of exactly S
 //!    bytes, `"<seq> <send_nanos> "` padded with `x` (seq from 0, send_nanos = nanoseconds since the
 //!    loadgen started), `Content-Type: text/plain`, with up to W requests in flight (pipelined);
-//!    responses are parsed as they arrive and any non-200, or a request left unanswered when the
-//!    server closes the connection, is a publish error (the publisher reconnects up to 3 times and
-//!    carries on with the next seq). With `--rate` the publishes are paced. The phase ends when
-//!    every connected subscriber has all E events, when every subscriber still short of E has been
-//!    disconnected, on `--timeout`, or when the publisher has finished and nothing was delivered
-//!    for 5 s; publishes not yet sent or answered then are `publish_abandoned`, not errors. RSS and
-//!    CPU are sampled again.
+//!    responses are parsed as they arrive and any answer outside 2xx (nchan's 201/202 count as
+//!    success), or a request left unanswered when the server closes the connection, is a publish
+//!    error (the publisher reconnects up to 3 times and carries on with the next seq). With
+//!    `--rate` the publishes are paced. The phase ends when every connected subscriber has all E
+//!    events, when every subscriber still short of E has been disconnected, on `--timeout`, or
+//!    when the publisher has finished and nothing was delivered for 5 s; publishes not yet sent or
+//!    answered then are `publish_abandoned`, not errors. RSS and CPU are sampled again. The
+//!    readers all stop reading before any of them closes its subscriber connections.
 //!
 //! Subscribers parse the response incrementally with no allocation per event: per-connection state
 //! machines for the HTTP head (a buffer allocated at connect and freed once the head is parsed),
@@ -73,7 +74,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -705,6 +706,10 @@ struct Shared {
     last_head_ns: AtomicU64,
     last_delivery_ns: Vec<Padded>,
     first_failure: Mutex<Option<String>>,
+    /// Every reader waits here after it stops reading and before its sockets close: a reader that
+    /// closed its subscribers early would wake the server, which could then write events to
+    /// the subscribers of a reader still running its last poll, counted after the phase ended.
+    readers_stopped: Barrier,
 }
 
 impl Shared {
@@ -814,6 +819,7 @@ impl Reader {
                 self.drive(ev.token().0);
             }
         }
+        self.shared.readers_stopped.wait();
         for sub in &self.subs {
             let t = sub.track;
             self.out.deliveries += t.distinct;
@@ -1244,7 +1250,8 @@ impl Publisher {
     fn done_response(&mut self) {
         self.body = RespBody::Head;
         self.inflight = self.inflight.saturating_sub(1);
-        if self.status == 200 {
+        // Any 2xx is an accepted publish (nchan answers 201 Created, 202 Accepted).
+        if (200..300).contains(&self.status) {
             self.res.ok += 1;
         } else {
             self.res.errors += 1;
@@ -1520,6 +1527,7 @@ fn main() {
         last_head_ns: AtomicU64::new(0),
         last_delivery_ns: (0..cfg.threads).map(|_| Padded(AtomicU64::new(0))).collect(),
         first_failure: Mutex::new(None),
+        readers_stopped: Barrier::new(cfg.threads),
     });
     let say = |s: String| {
         if !cfg.json {
