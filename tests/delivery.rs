@@ -249,3 +249,42 @@ fn real_eventsource_reconnects_after_timeout_and_forced_close_and_gets_every_eve
     assert_eq!(got, published, "every event exactly once, in order");
     assert!(opens >= 3, "expected reconnects after the stream timeout and the forced close, saw {opens} opens");
 }
+
+/// More subscribers than one flush chunk (512) and a burst of pipelined publishes: events
+/// published while a pass is under way need another pass, which must run without waiting for
+/// an unrelated wakeup (heartbeats are off, so nothing else would come).
+#[test]
+fn bursts_reach_every_subscriber_of_a_multi_chunk_pass_without_other_wakeups() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--heartbeat", "0", "--max-clients", "700"]);
+    let a = server.addr;
+    let mut subs: Vec<std::net::TcpStream> = (0..600)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(a).unwrap();
+            s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    wait_stat(a, "subscribers", 600.0, T);
+    let burst: String =
+        (0..60).map(|i| format!("POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ne{i:03}")).collect();
+    let mut publisher = Conn::open(a);
+    publisher.send(burst.as_bytes());
+    for _ in 0..60 {
+        assert_eq!(publisher.read_response().unwrap().status, 200);
+    }
+    let started = Instant::now();
+    for (i, s) in subs.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut seen = String::new();
+        let mut buf = [0u8; 8192];
+        while !seen.contains("data: e059\n") {
+            let n = s
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("subscriber {i} stalled after {:?}: {e}", started.elapsed()));
+            assert!(n > 0, "subscriber {i} closed");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert_eq!(seen.matches("data: e").count(), 60, "subscriber {i}");
+    }
+}
