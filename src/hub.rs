@@ -163,7 +163,8 @@ impl Hub {
             w.put_u64(value)?;
             w.put(b"\n")
         };
-        let simple: [(&str, &str, &str, u64); 11] = [
+        let simple: [(&str, &str, &str, u64); 12] = [
+            ("connections_accepted_total", "counter", "Connections accepted.", s.accepted),
             ("subscribers", "gauge", "Subscriber streams open.", self.subscribers as u64),
             ("events_published_total", "counter", "Events published (all sources).", s.published),
             ("events_delivered_total", "counter", "Complete events written to subscribers.", s.delivered),
@@ -220,8 +221,9 @@ impl Hub {
     /// The /stats body.
     pub fn stats_json(&self, w: &mut crate::sse::Writer, clients: usize, now: Millis) -> Option<()> {
         let s = &self.stats;
-        let fields: [(&str, u64); 11] = [
+        let fields: [(&str, u64); 12] = [
             ("clients", clients as u64),
+            ("accepted", s.accepted),
             ("subscribers", self.subscribers as u64),
             ("published", s.published),
             ("delivered", s.delivered),

@@ -416,7 +416,7 @@ fn subscribe(
     let full = || HttpError::BadRequest("response too large");
     w.put(&hub.retry_line).ok_or_else(full)?;
     if gap {
-        let oldest = (from_seq(hub, cursor)).unwrap_or(b"");
+        let oldest = hub.log.get(cursor).map_or(&b""[..], |v| v.id);
         w.put(b"event: gap\ndata: {\"last_event_id\": ").ok_or_else(full)?;
         json_string(w, last_id).ok_or_else(full)?;
         w.put(b", \"oldest\": ").ok_or_else(full)?;
@@ -424,11 +424,6 @@ fn subscribe(
         w.put(b"}\n\n").ok_or_else(full)?;
     }
     Ok(Outcome::Subscribe { cursor, filtered })
-}
-
-/// The id of retained event `seq`, if retained.
-fn from_seq(hub: &Hub, seq: u64) -> Option<&[u8]> {
-    hub.log.get(seq).map(|v| v.id)
 }
 
 /// Writes `s` as a JSON string literal.
