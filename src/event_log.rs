@@ -224,12 +224,26 @@ impl EventLog {
         }
     }
 
-    /// The retained event with sequence number `seq`.
-    pub fn get(&self, seq: u64) -> Option<View<'_>> {
+    /// Where the frame of retained event `seq` lies in the ring (`offset`, `len`) and whether it
+    /// is addressed to one client: all the write loop needs for a subscriber without a filter.
+    pub fn span(&self, seq: u64) -> Option<(usize, usize, bool)> {
+        let e = self.entries[self.slot(seq)?];
+        Some((e.start as usize, e.len as usize, e.client_len > 0))
+    }
+
+    /// The entry slot of `seq`, if retained. Compare and subtract instead of `%`: this runs once
+    /// per event per subscriber.
+    fn slot(&self, seq: u64) -> Option<usize> {
         if seq < self.first_seq || seq >= self.next_seq() {
             return None;
         }
-        let slot = (self.oldest + (seq - self.first_seq) as usize) % self.entries.len();
+        let slot = self.oldest + (seq - self.first_seq) as usize;
+        Some(if slot >= self.entries.len() { slot - self.entries.len() } else { slot })
+    }
+
+    /// The retained event with sequence number `seq`.
+    pub fn get(&self, seq: u64) -> Option<View<'_>> {
+        let slot = self.slot(seq)?;
         let e = self.entries[slot];
         let wire = &self.bytes[e.start as usize..(e.start + e.len) as usize];
         let route = &self.routing[slot * ROUTE_BYTES..(slot + 1) * ROUTE_BYTES];

@@ -6,7 +6,7 @@
 //! hundred events usually costs one syscall.
 
 use crate::conn::Conn;
-use crate::event_log::{EventLog, View};
+use crate::event_log::EventLog;
 use crate::filter::Filters;
 use crate::pool::Pool;
 use crate::sse::HEARTBEAT;
@@ -33,11 +33,6 @@ pub struct Written {
     pub events: u64,
     /// The response head is fully written and the buffer can be given back.
     pub head_done: bool,
-}
-
-/// Whether the subscriber in `slot` may see `event`.
-pub fn admits(conn: &Conn, filters: &Filters, slot: u32, event: &View) -> bool {
-    if conn.filtered { filters.admits(slot, event) } else { event.client.is_empty() }
 }
 
 /// Writes what `conn` has pending until done or the socket would block (`conn.write_blocked`).
@@ -69,31 +64,38 @@ pub fn write(
         }
         // Event parts in the batch: sequence number, offset already sent, bytes in the batch.
         let mut parts: heapless::Vec<(u64, u32, u32), MAX_EVENTS> = heapless::Vec::new();
-        // The ring range of the last iovec, to extend while events are adjacent.
-        let mut run: Option<(usize, usize)> = None;
+        // Ring ranges to send; an event adjacent to the previous one extends its range, so a
+        // subscriber behind by many events usually needs one or two.
+        let mut ranges = [(0usize, 0usize); MAX_IOV];
+        let mut n_ranges: usize = 0;
+        let room = MAX_IOV - n_iov;
         let mut seq = conn.cursor;
         let mut skip = conn.cursor_off as usize;
         while seq < log.next_seq() && !parts.is_full() {
-            let Some(v) = log.get(seq) else { break };
-            if admits(conn, filters, slot, &v) {
-                let start = v.offset + skip;
-                let end = v.offset + v.wire.len();
-                match run {
-                    Some((run_start, run_end)) if run_end == start => {
-                        run = Some((run_start, end));
-                        iov[n_iov - 1] = IoSlice::new(log.bytes(run_start, end));
-                    }
-                    _ if n_iov == MAX_IOV => break,
+            let Some((offset, len, targeted)) = log.span(seq) else { break };
+            // Without a filter only targeted events are skipped; the full view (topic, client)
+            // is read only for subscribers that filter.
+            let visible =
+                if conn.filtered { log.get(seq).is_some_and(|v| filters.admits(slot, &v)) } else { !targeted };
+            if visible {
+                let start = offset + skip;
+                let end = offset + len;
+                match n_ranges.checked_sub(1) {
+                    Some(last) if ranges[last].1 == start => ranges[last].1 = end,
+                    _ if n_ranges == room => break,
                     _ => {
-                        run = Some((start, end));
-                        iov[n_iov] = IoSlice::new(log.bytes(start, end));
-                        n_iov += 1;
+                        ranges[n_ranges] = (start, end);
+                        n_ranges += 1;
                     }
                 }
                 let _ = parts.push((seq, skip as u32, (end - start) as u32));
             }
             skip = 0;
             seq += 1;
+        }
+        for &(start, end) in &ranges[..n_ranges] {
+            iov[n_iov] = IoSlice::new(log.bytes(start, end));
+            n_iov += 1;
         }
         let scanned_to = seq;
         let total: usize = iov[..n_iov].iter().map(|s| s.len()).sum();
@@ -127,7 +129,16 @@ pub fn write(
         let hb_sent = left.min(conn.heartbeat_left as usize);
         left -= hb_sent;
         conn.heartbeat_left -= hb_sent as u8;
-        let mut all = true;
+        if n == total {
+            // Everything offered was taken (the usual case): no per-event accounting needed.
+            conn.cursor = scanned_to;
+            conn.cursor_off = 0;
+            done.events += parts.len() as u64;
+            if scanned_to == log.next_seq() {
+                return Ok(done);
+            }
+            continue;
+        }
         for &(seq, off, len) in &parts {
             if left >= len as usize {
                 left -= len as usize;
@@ -137,20 +148,10 @@ pub fn write(
             } else {
                 conn.cursor = seq;
                 conn.cursor_off = off + left as u32;
-                all = false;
                 break;
             }
         }
-        if all && n == total {
-            conn.cursor = scanned_to;
-            if scanned_to == log.next_seq() {
-                return Ok(done);
-            }
-        }
-        if n < total {
-            // The socket took less than offered: it is full. One more try confirms WouldBlock
-            // (edge-triggered readiness needs it) unless the peer is draining fast.
-            continue;
-        }
+        // The socket took less than offered: it is full. One more try confirms WouldBlock
+        // (edge-triggered readiness needs it) unless the peer is draining fast.
     }
 }
