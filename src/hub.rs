@@ -86,24 +86,23 @@ impl Hub {
         if p.data.len() > self.config.max_event_bytes {
             return Err(PublishError::TooLarge);
         }
-        for (value, name, limit) in [
-            (p.event, "event", event_log::MAX_EVENT_NAME),
-            (p.id, "id", event_log::MAX_ID),
-            (p.topic, "topic", event_log::MAX_TOPIC),
-        ] {
+        // (value, its limit, the refusal for a line break, the refusal for length)
+        let fields = [
+            (
+                p.event,
+                event_log::MAX_EVENT_NAME,
+                "event must not contain CR, LF or NUL",
+                "event name longer than 128 bytes",
+            ),
+            (p.id, event_log::MAX_ID, "id must not contain CR, LF or NUL", "id longer than 128 bytes"),
+            (p.topic, event_log::MAX_TOPIC, "topic must not contain CR, LF or NUL", "topic longer than 64 bytes"),
+        ];
+        for (value, limit, line_break, too_long) in fields {
             if has_line_break_or_nul(value) {
-                return Err(PublishError::LineBreak(match name {
-                    "event" => "event must not contain CR, LF or NUL",
-                    "id" => "id must not contain CR, LF or NUL",
-                    _ => "topic must not contain CR, LF or NUL",
-                }));
+                return Err(PublishError::LineBreak(line_break));
             }
             if value.len() > limit {
-                return Err(PublishError::TooLong(match name {
-                    "event" => "event name longer than 128 bytes",
-                    "id" => "id longer than 128 bytes",
-                    _ => "topic longer than 64 bytes",
-                }));
+                return Err(PublishError::TooLong(too_long));
             }
         }
         if !p.client.is_empty() {
