@@ -51,8 +51,6 @@ pub struct Conn {
     pub ending: bool,
     /// The last write hit WouldBlock; wait for a writable event.
     pub write_blocked: bool,
-    /// A readable event arrived that was not acted on yet (e.g. while Waiting).
-    pub readable: bool,
     /// The peer's address is loopback (it may publish without a token).
     pub loopback: bool,
     /// In the server's queue of connections whose turn ended with requests left.
@@ -86,7 +84,6 @@ impl Conn {
             filtered: false,
             ending: false,
             write_blocked: false,
-            readable: true,
             loopback: false,
             queued: false,
             since: now,

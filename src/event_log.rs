@@ -142,11 +142,6 @@ impl EventLog {
         (0..self.len).map(|i| self.entries[(self.oldest + i) % self.entries.len()].len as usize).sum()
     }
 
-    /// Largest frame the ring can ever hold.
-    pub fn byte_budget(&self) -> usize {
-        self.bytes.len()
-    }
-
     /// Appends an event, evicting the oldest ones as needed, and returns its sequence number.
     pub fn push(&mut self, p: &Publish) -> Result<u64, PushError> {
         if p.id.len() > MAX_ID
@@ -260,6 +255,11 @@ impl EventLog {
     /// Ring bytes `start..end`, e.g. several adjacent events' frames at once.
     pub fn bytes(&self, start: usize, end: usize) -> &[u8] {
         &self.bytes[start..end]
+    }
+
+    /// Events Last-Event-ID replay can reach now.
+    pub fn replayable(&self) -> usize {
+        (self.next_seq() - self.first_replayable()) as usize
     }
 
     /// Oldest event Last-Event-ID replay may reach.

@@ -183,12 +183,7 @@ impl Hub {
             ("slab_used", "gauge", "Connection slots in use.", conns.len() as u64),
             ("request_buffers_capacity", "gauge", "Request buffers in the pool.", buffers.1 as u64),
             ("request_buffers_used", "gauge", "Request buffers lent out.", buffers.0 as u64),
-            (
-                "history_events",
-                "gauge",
-                "Events Last-Event-ID replay can reach now.",
-                self.log.len().min(self.config.history) as u64,
-            ),
+            ("history_events", "gauge", "Events Last-Event-ID replay can reach now.", self.log.replayable() as u64),
             ("uptime_seconds", "gauge", "Seconds since start.", now.0 / 1000),
         ];
         for (name, kind, help, value) in simple {
@@ -230,7 +225,7 @@ impl Hub {
             ("rejected_full", s.rejected_full),
             ("targeted_missing", s.targeted_missing),
             ("bytes_written", s.bytes_written),
-            ("history", self.log.len().min(self.config.history) as u64),
+            ("history", self.log.replayable() as u64),
             ("max_clients", self.config.max_clients as u64),
             ("uptime_secs", now.0 / 1000),
         ];

@@ -80,10 +80,6 @@ impl Pool {
         self.states.len() - self.free.len()
     }
 
-    pub fn input_capacity(&self) -> usize {
-        self.in_bytes
-    }
-
     pub fn take(&mut self) -> Option<BufId> {
         let id = self.free.pop()?;
         self.states[id as usize] = BufState { out_base: self.in_bytes as u32, ..BufState::default() };

@@ -22,7 +22,8 @@ pub const MAX_STREAM_DELAY_MS: u32 = 10_000;
 /// What the server does after a handler.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A complete response is in the output part; close afterwards when `close`.
+    /// A complete response is in the output part (followed by `Request::static_body`, if
+    /// any); close afterwards when `close`.
     Respond { close: bool },
     /// The connection is now a subscriber starting at event `cursor`; its filter (when
     /// `filtered`) is set in `Filters`.
@@ -32,8 +33,6 @@ pub enum Outcome {
     /// The connection is now a request-scoped stream fed by the host program, whose handler
     /// has been told its `StreamId`.
     HostStream,
-    /// A response head is in the output part; `Request::body` follows it.
-    RespondStatic { close: bool },
 }
 
 /// A host program's stream route (see `Server::stream_route`).
@@ -73,7 +72,7 @@ pub struct Request<'a> {
     pub delay_ms: u32,
     /// The id a host stream route's handler gets.
     pub stream_id: StreamId,
-    /// A static body to send after the head, set by `Outcome::RespondStatic`.
+    /// A static body to send after the output part (the built-in page).
     pub static_body: &'static [u8],
     /// The peer is on a loopback address (may publish without a token).
     pub peer_loopback: bool,
@@ -161,7 +160,7 @@ pub fn route(
             )
             .ok_or(HttpError::BadRequest("response too large"))?;
             req.static_body = PAGE;
-            Ok(Outcome::RespondStatic { close: !keep_alive })
+            Ok(Outcome::Respond { close: !keep_alive })
         }
         _ => Err(HttpError::MethodNotAllowed(std::str::from_utf8(allow).unwrap_or("GET"))),
     }

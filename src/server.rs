@@ -531,7 +531,7 @@ impl Server {
     fn on_readable(&mut self, key: Key, now: Millis) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         match conn.state() {
-            State::Waiting => conn.readable = true,
+            State::Waiting => {} // read once a buffer is lent (`serve_waiting`)
             State::Idle => self.want_buffer(key, now),
             State::Request => self.drive_request(key, now),
             State::Stream | State::Text | State::Linger => {
@@ -582,7 +582,6 @@ impl Server {
             if let Err(why) = read_input(&mut conn.sock, &mut self.pool, id) {
                 return self.close(key, why);
             }
-            conn.readable = false;
             match self.handle_request(key, id, now) {
                 Step::Responded => {
                     answered += 1;
@@ -677,7 +676,7 @@ impl Server {
         let (out_len, text, delay_ms, static_body) = (req.out.len as u32, req.text, req.delay_ms, req.static_body);
         match outcome {
             Err(e) => self.refuse(key, id, e),
-            Ok(Outcome::Respond { close } | Outcome::RespondStatic { close }) => {
+            Ok(Outcome::Respond { close }) => {
                 let state = self.pool.state(id);
                 state.out_pos = 0;
                 state.out_len = out_len;
@@ -777,26 +776,18 @@ impl Server {
     // ---- streams ----
 
     fn become_stream(&mut self, key: Key, cursor: u64, filtered: bool, now: Millis) {
+        // Looked up before this connection becomes a stream, so only an older one can match.
+        let client = if filtered { self.hub.filters.client(key.index) } else { b"" };
+        if let Some(older) = (!client.is_empty()).then(|| self.hub.find_client(client, &self.conns)).flatten() {
+            info!("client {}: replaced by a new stream", String::from_utf8_lossy(client));
+            self.end_stream(older, now);
+        }
         let Some(conn) = self.conns.get_mut(key) else { return };
         conn.set_state(State::Stream, now);
         conn.cursor = cursor;
         conn.cursor_off = 0;
         conn.filtered = filtered;
         self.hub.subscribers += 1;
-        let client = self.hub.filters.client(key.index);
-        if filtered && !client.is_empty() {
-            let older = self
-                .conns
-                .iter()
-                .find(|(k, c)| {
-                    *k != key && c.state() == State::Stream && c.filtered && self.hub.filters.client(k.index) == client
-                })
-                .map(|(k, _)| k);
-            if let Some(older) = older {
-                info!("client {}: replaced by a new stream", String::from_utf8_lossy(client));
-                self.end_stream(older, now);
-            }
-        }
         self.write_stream(key, now);
     }
 

@@ -121,23 +121,7 @@ impl<T> Slab<T> {
         Some(Key { index: index as u32, generation: slot.generation })
     }
 
-    /// Keys of occupied slots, in index order.
-    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.value.is_some())
-            .map(|(i, s)| Key { index: i as u32, generation: s.generation })
-    }
-
-    /// Occupied slots with their keys.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (Key, &mut T)> + '_ {
-        self.slots
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, s)| Some((Key { index: i as u32, generation: s.generation }, s.value.as_mut()?)))
-    }
-
+    /// Occupied slots with their keys, in index order.
     pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> + '_ {
         self.slots
             .iter()

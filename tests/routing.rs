@@ -1,11 +1,10 @@
-//! Topic routing. NOTE: this behaviour belongs to the NEXT issue ("topics");
-//! these tests may fail against the "Core server" milestone. The server
-//! should already accept `topic` on publish and `?topic=` on subscribe.
+//! Topic routing as a client sees it: `topic` on publish (form or query), `?topic=` on
+//! subscribe, prefix patterns. tests/delivery.rs covers the bounds and client routing.
 mod util;
 use util::*;
 
 #[test]
-fn next_issue_topic_subscription_filters_events() {
+fn topic_subscription_filters_events() {
     let s = Server::start(&[]);
     let mut a = SseStream::open(s.addr, "/events?topic=a");
     let mut all = SseStream::open(s.addr, "/events");
@@ -27,7 +26,7 @@ fn next_issue_topic_subscription_filters_events() {
 }
 
 #[test]
-fn next_issue_topic_prefix_wildcard() {
+fn topic_prefix_wildcard() {
     let s = Server::start(&[]);
     let mut sensors = SseStream::open(s.addr, "/events?topic=sensors/*");
     let mut sensors_enc = SseStream::open(s.addr, "/events?topic=sensors%2F%2A");
@@ -42,7 +41,7 @@ fn next_issue_topic_prefix_wildcard() {
 }
 
 #[test]
-fn next_issue_topic_and_client_raw_publish_query() {
+fn topic_and_client_raw_publish_query() {
     let s = Server::start(&[]);
     let mut a = SseStream::open(s.addr, "/events?topic=a");
     let r = publish_raw(s.addr, "topic=b", Some("text/plain"), b"nope");
