@@ -103,7 +103,8 @@ pub fn route(
         b"/stream" => Target::Stream,
         b"/stats" => Target::Stats,
         b"/metrics" => Target::Metrics,
-        b"/" => Target::Page,
+        b"/" => Target::Asset(&PAGE),
+        b"/tinysse.js" => Target::Asset(&SCRIPT),
         _ => match hub.stream_routes.iter().position(|r| r.path.as_bytes() == path) {
             Some(i) => Target::Host(i),
             None => return Err(HttpError::NotFound("not found")),
@@ -146,20 +147,20 @@ pub fn route(
             let len = w.len;
             respond(req, Status::Ok, "text/plain; version=0.0.4; charset=utf-8", &body[..len], &[])
         }
-        (Target::Page, Method::Get) => {
+        (Target::Asset(asset), Method::Get) => {
             let keep_alive = req.head.keep_alive;
             let cors = cors_of(req.cors, &req.head, req.input);
             response::head(
                 &mut req.out,
                 Status::Ok,
-                "text/html; charset=utf-8",
-                PAGE.len(),
+                asset.content_type,
+                asset.body.len(),
                 keep_alive,
                 cors,
                 &[b"Cache-Control: no-cache\r\n"],
             )
             .ok_or(HttpError::BadRequest("response too large"))?;
-            req.static_body = PAGE;
+            req.static_body = asset.body;
             Ok(Outcome::Respond { close: !keep_alive })
         }
         _ => Err(HttpError::MethodNotAllowed(std::str::from_utf8(allow).unwrap_or("GET"))),
@@ -175,7 +176,8 @@ enum Target {
     Stream,
     Stats,
     Metrics,
-    Page,
+    /// A file built into the binary.
+    Asset(&'static Asset),
     /// A host program's stream route, by index.
     Host(usize),
 }
@@ -271,8 +273,18 @@ fn stream_head(req: &mut Request) -> Result<(), HttpError> {
         .ok_or(HttpError::BadRequest("response too large"))
 }
 
+/// A file built into the binary, served as it is.
+#[derive(Debug, PartialEq, Eq)]
+struct Asset {
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
 /// The built-in page: live events, a publish form, the /stream demo (no external resources).
-const PAGE: &[u8] = include_bytes!("page.html");
+static PAGE: Asset = Asset { content_type: "text/html; charset=utf-8", body: include_bytes!("assets/page.html") };
+/// The client module a dashboard imports: all tabs of an origin share one stream.
+static SCRIPT: Asset =
+    Asset { content_type: "text/javascript; charset=utf-8", body: include_bytes!("assets/tinysse.js") };
 
 fn respond(
     req: &mut Request,
