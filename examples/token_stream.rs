@@ -18,10 +18,12 @@ fn main() -> std::io::Result<()> {
 
     // The handler runs on the server's thread and must not block: it hands the job to a worker.
     let (jobs, queue) = mpsc::channel::<(StreamId, String)>();
-    server.stream_route("/generate", move |req| {
-        let prompt = req.param("prompt").unwrap_or("hello").to_string();
-        let _ = jobs.send((req.id, prompt));
-    });
+    server
+        .stream_route("/generate", move |req| {
+            let prompt = req.param("prompt").unwrap_or("hello").to_string();
+            let _ = jobs.send((req.id, prompt));
+        })
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
 
     let publisher = server.publisher();
     std::thread::spawn(move || {
@@ -30,9 +32,14 @@ fn main() -> std::io::Result<()> {
             std::thread::spawn(move || {
                 let answer = format!("You said \"{prompt}\". Here is a reply, streamed one token at a time.");
                 for token in answer.split_inclusive(' ') {
-                    // A full queue means the loop is busy: wait a little and retry the token.
-                    while publisher.send_frame(stream, token).is_err_and(|e| matches!(e, tinysse::SendError::Full(_))) {
-                        std::thread::sleep(Duration::from_millis(5));
+                    loop {
+                        match publisher.send_frame(stream, token) {
+                            Ok(()) => break,
+                            // The loop is busy: wait a little and retry the token.
+                            Err(tinysse::SendError::Full(_)) => std::thread::sleep(Duration::from_millis(5)),
+                            // The client went away (or the server stopped): stop generating.
+                            Err(_) => return,
+                        }
                     }
                     std::thread::sleep(Duration::from_millis(80));
                 }

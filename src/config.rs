@@ -7,9 +7,38 @@
 
 use std::net::SocketAddr;
 
-/// Extra connection slots beyond `max_clients`, kept for publishes, /stats and other short
-/// requests so that a server full of subscribers can still be fed and inspected.
-pub const RESERVE_SLOTS: usize = 8;
+/// How a `--stdin` line maps to an event.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StdinFormat {
+    /// The whole line is the data.
+    Lines,
+    /// `TOPIC PAYLOAD` (as `mosquitto_sub -v` prints it): the first word is the topic, the rest
+    /// the data.
+    Topic,
+}
+
+/// The built-in routes a host program may switch off (each `true` by default). A route that is
+/// off is answered 404 (405 for publishing on `/events`), and its path is free for
+/// `Server::stream_route`. `GET /events` and `GET /sse` are always on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Builtins {
+    /// `GET /` (the page) and `GET /tinysse.js`.
+    pub page: bool,
+    /// `GET /stream`, the demo text stream.
+    pub stream_demo: bool,
+    /// `POST /sse/send`.
+    pub sse_send: bool,
+    /// Publishing over HTTP at all (`POST /events`, and `POST /sse/send` with it).
+    pub publish_http: bool,
+    /// `GET /stats` and `GET /metrics`.
+    pub status: bool,
+}
+
+impl Default for Builtins {
+    fn default() -> Self {
+        Builtins { page: true, stream_demo: true, sse_send: true, publish_http: true, status: true }
+    }
+}
 
 /// Everything a `Server` needs to know. Build one with `Config::default()` and change fields, or
 /// parse one from flags with [`Config::from_args`].
@@ -17,7 +46,7 @@ pub const RESERVE_SLOTS: usize = 8;
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Subscriber streams served at once; `RESERVE_SLOTS` more slots exist for short requests.
+    /// Subscriber streams served at once; 8 more slots exist for short requests.
     pub max_clients: usize,
     /// Seconds of silence on a stream before a `:` comment is sent; 0 turns heartbeats off.
     pub heartbeat_secs: u64,
@@ -49,7 +78,9 @@ pub struct Config {
     /// Publish each line of standard input as an event.
     pub stdin: bool,
     /// How a stdin line maps to an event.
-    pub stdin_format: crate::stdin::Format,
+    pub stdin_format: StdinFormat,
+    /// Built-in routes that are on.
+    pub builtins: Builtins,
 }
 
 impl Default for Config {
@@ -70,7 +101,8 @@ impl Default for Config {
             subscribe_token: None,
             cors_origins: Vec::new(),
             stdin: false,
-            stdin_format: crate::stdin::Format::Lines,
+            stdin_format: StdinFormat::Lines,
+            builtins: Builtins::default(),
         }
     }
 }
@@ -85,6 +117,18 @@ pub enum ConfigError {
     /// A bad flag or value; the one-line message to print (to stderr, exit 2).
     Invalid(String),
 }
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Help(_) => f.write_str("help requested"),
+            ConfigError::Version => f.write_str("version requested"),
+            ConfigError::Invalid(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// One flag: its name (without `--`), value placeholder and help line.
 struct Flag {
@@ -221,8 +265,8 @@ impl Config {
             }
             "stdin-format" => {
                 self.stdin_format = match value {
-                    "lines" => crate::stdin::Format::Lines,
-                    "topic" => crate::stdin::Format::Topic,
+                    "lines" => StdinFormat::Lines,
+                    "topic" => StdinFormat::Topic,
                     _ => return Err(format!("'{value}' is not lines or topic")),
                 }
             }

@@ -9,7 +9,8 @@
 //! ```no_run
 //! use tinysse::{Config, Event, Server};
 //!
-//! let mut server = Server::new(Config { listen: "0.0.0.0:8080".parse().unwrap(), ..Config::default() })?;
+//! let listen = std::net::SocketAddr::from(([0, 0, 0, 0], 8080));
+//! let mut server = Server::new(Config { listen, ..Config::default() })?;
 //! let publisher = server.publisher();
 //! std::thread::spawn(move || {
 //!     // e.g. a sensor thread
@@ -51,41 +52,48 @@
 //!     let _ = publisher.send_frame(req.id, req.param("prompt").unwrap_or("hello"));
 //!     let _ = publisher.send_frame(req.id, "[DONE]");
 //!     let _ = publisher.end(req.id);
-//! });
-//! # Ok::<(), std::io::Error>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Module map (one job each):
-//! - [`server`]: the mio event loop: accepting, readiness, timers, the flush pass.
-//! - [`conn`]: one connection's state machine.
-//! - [`http`]: the HTTP/1.1 request layer (heads, framing, limits, decoding, responses).
-//! - [`routes`]: what each route does with a complete request.
-//! - [`hub`]: state requests act on: publishing, counters.
-//! - [`event_log`]: the ring of encoded events shared by all subscribers (history, replay).
-//! - [`stream`]: writing a subscriber its pending events with writev.
-//! - [`sse`]: SSE framing.
-//! - [`filter`]: subscriber topics and client ids.
-//! - [`pool`], [`slab`]: the fixed-size request buffers and connection slots.
-//! - [`stdin`]: the `--stdin` bridge (lines, or `TOPIC PAYLOAD` from mosquitto_sub).
-//! - [`config`], [`time`]: configuration and loop time.
+//! The host program sets up logging: tinysse logs through the `log` facade, so nothing is
+//! printed until a logger (for example `env_logger::init()`) is installed.
+//!
+//! The data path reads down the module tree: `server` accepts and runs the loop;
+//! `conn` owns each connection's state machine; `http` is the request layer; `routes` decide
+//! what a request does; `publish` puts events into the event log; `deliver` writes them to
+//! subscribers; `mem` holds what is allocated once at start-up; `limits` is the one table of
+//! limits and field rules.
 
-pub mod config;
-pub mod conn;
-pub mod event_log;
-pub mod filter;
-pub mod http;
-pub mod hub;
-pub mod pool;
-pub mod publisher;
-pub mod routes;
-pub mod server;
-pub mod slab;
-pub mod sse;
-pub mod stdin;
-pub mod stream;
-pub mod time;
+#![warn(missing_docs)]
 
-pub use config::{Config, ConfigError};
-pub use publisher::{Event, Publisher, SendError, ShutdownHandle, StreamId};
-pub use routes::StreamRequest;
+mod config;
+mod conn;
+mod deliver;
+// The request layer's types reach the public API only through the hidden `request_layer`.
+#[allow(missing_docs)]
+mod http;
+mod limits;
+mod mem;
+mod publish;
+mod routes;
+mod server;
+mod time;
+
+pub use config::{Builtins, Config, ConfigError, StdinFormat};
+pub use limits::QUEUE_LEN;
+pub use publish::PublishError;
+pub use publish::handle::{Event, EventId, Publisher, SendError, ShutdownHandle, StreamId};
+pub use routes::{StreamRequest, StreamRouteError};
 pub use server::Server;
+
+/// The README's code blocks, compiled as doc-tests so that its snippets keep working.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The HTTP request layer, for the fuzz target and the corpus test only; not a stable API.
+#[doc(hidden)]
+pub mod request_layer {
+    pub use crate::http::{Body, Framing, Head, HttpError, Method, Params, Span, frame_request};
+}

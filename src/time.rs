@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Milliseconds since the server started. `Millis::NEVER` is a deadline that never fires.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Default, Hash)]
-pub struct Millis(pub u64);
+pub(crate) struct Millis(pub u64);
 
 impl Millis {
     pub const ZERO: Millis = Millis(0);
@@ -42,5 +42,29 @@ impl Millis {
             return self;
         }
         Millis(self.0.div_ceil(1000).saturating_mul(1000))
+    }
+}
+
+/// Where the loop's time comes from: the monotonic clock, or (in tests) a value set by hand,
+/// so that timers can be driven without sleeping.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Clock {
+    Real(std::time::Instant),
+    #[cfg(test)]
+    Fake(Millis),
+}
+
+impl Clock {
+    pub fn start() -> Clock {
+        Clock::Real(std::time::Instant::now())
+    }
+
+    /// Milliseconds since the clock started.
+    pub fn now(&self) -> Millis {
+        match self {
+            Clock::Real(start) => Millis::from_duration(start.elapsed()),
+            #[cfg(test)]
+            Clock::Fake(now) => *now,
+        }
     }
 }

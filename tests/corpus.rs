@@ -2,8 +2,8 @@
 //! (`http::frame_request`, then query/form decoding), each whole and split at random points as
 //! the network may deliver it. Every input has one expected verdict, whatever the split.
 
-use tinysse::http::decode::Params;
-use tinysse::http::{Framing, HttpError, frame_request};
+use tinysse::request_layer::Params;
+use tinysse::request_layer::{Framing, HttpError, frame_request};
 
 /// What the layer decides: a complete request (its body after decoding), more bytes needed, or
 /// a status code.
@@ -42,7 +42,11 @@ fn feed(bytes: &[u8], cuts: &[usize], capacity: usize) -> Verdict {
     Incomplete
 }
 
-fn decode(buf: &mut [u8], head: tinysse::http::Head, body: tinysse::http::Span) -> Result<(), HttpError> {
+fn decode(
+    buf: &mut [u8],
+    head: tinysse::request_layer::Head,
+    body: tinysse::request_layer::Span,
+) -> Result<(), HttpError> {
     let mut params = Params::default();
     params.parse(buf, head.query)?;
     if head.form {

@@ -73,11 +73,11 @@ fn full_queue_and_bad_events_come_back_to_the_caller() {
             Ok(()) => accepted += 1,
             Err(e) => break e,
         }
-        assert!(accepted <= tinysse::publisher::QUEUE_LEN, "queue never filled");
+        assert!(accepted <= tinysse::QUEUE_LEN, "queue never filled");
     };
-    assert_eq!(accepted, tinysse::publisher::QUEUE_LEN);
+    assert_eq!(accepted, tinysse::QUEUE_LEN);
     assert_eq!(refused, SendError::Full(Event::new("x").id("same")));
-    let big = "x".repeat(tinysse::publisher::MAX_DATA + 1);
+    let big = "x".repeat(config().max_event_bytes + 1);
     assert!(matches!(publisher.publish(Event::new(&big)), Err(SendError::TooLarge(_))));
     assert!(matches!(publisher.publish(Event::new("x").event("a\nb")), Err(SendError::Invalid(..))));
     assert!(matches!(publisher.publish(Event::new("x").client("not ok")), Err(SendError::Invalid(..))));
@@ -89,9 +89,11 @@ fn request_scoped_stream_is_fed_by_host_code_then_ends() {
     let mut server = Server::new(config()).unwrap();
     let publisher = server.publisher();
     let (tx, rx) = std::sync::mpsc::channel();
-    server.stream_route("/generate", move |req| {
-        tx.send((req.id, req.param("prompt").unwrap_or("").to_string())).unwrap();
-    });
+    server
+        .stream_route("/generate", move |req| {
+            tx.send((req.id, req.param("prompt").unwrap_or("").to_string())).unwrap();
+        })
+        .unwrap();
     let (addr, stop, thread) = spawn(server);
     let mut s = SseStream::connect(addr, "/generate?prompt=tell+me").unwrap();
     assert_eq!(s.head.status, 200);
@@ -108,8 +110,9 @@ fn request_scoped_stream_is_fed_by_host_code_then_ends() {
     publisher.end(id).unwrap();
     assert_eq!(s.next_event(T).data_str(), "[DONE]");
     assert!(s.next_frame(T).unwrap().is_none(), "the response ends");
-    // The id is stale now: frames for it are ignored, nothing breaks.
-    publisher.send_frame(id, "ignored").unwrap();
+    // The id is stale now: the host learns the stream is gone, nothing breaks.
+    assert_eq!(publisher.send_frame(id, "ignored"), Err(SendError::Closed("ignored")));
+    assert_eq!(publisher.end(id), Err(SendError::Closed(id)));
     assert_eq!(get(addr, "/stats").status, 200);
     assert_eq!(SseStream::connect(addr, "/generate").unwrap().head.status, 200);
     assert_eq!(request(addr, "POST", "/generate", None, b"").status, 405);

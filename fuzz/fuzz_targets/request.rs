@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinysse::http::decode::Params;
-use tinysse::http::{Framing, HttpError, frame_request};
+use tinysse::request_layer::Params;
+use tinysse::request_layer::{Framing, HttpError, frame_request};
 
 /// What the layer decides about `bytes` arriving in pieces split at `cut`.
 fn verdict(bytes: &[u8], cut: usize, capacity: usize) -> Result<Option<(usize, Vec<u8>)>, HttpError> {

@@ -7,7 +7,7 @@
 use super::{HttpError, Span};
 
 /// Most parameters in one query or form.
-pub const MAX_PARAMS: usize = 32;
+pub(crate) use crate::limits::MAX_PARAMS;
 
 /// Decoded parameters: key and value spans into the buffer they were decoded in.
 #[derive(Default)]

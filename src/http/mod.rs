@@ -2,16 +2,17 @@
 //! query/form decoding and responses. It owns no sockets and no buffers: callers pass the bytes
 //! they have read and get back `Complete`/`Partial` or an error that names the status to send.
 
-pub mod chunked;
-pub mod decode;
-pub mod request;
-pub mod response;
+pub(crate) mod chunked;
+pub(crate) mod decode;
+pub(crate) mod request;
+pub(crate) mod response;
 
-pub use request::{Body, Head, HttpError, Method, Parsed, Span};
-pub use response::Status;
+pub use decode::Params;
+pub(crate) use request::Parsed;
+pub use request::{Body, Head, HttpError, Method, Span};
+pub(crate) use response::Status;
 
-/// Longest accepted request head (request line and headers), in bytes.
-pub const MAX_HEAD_BYTES: usize = 8192;
+use crate::limits::MAX_HEAD_BYTES;
 
 /// How much of the request at the front of a buffer has arrived.
 #[derive(Copy, Clone, Debug)]

@@ -6,8 +6,7 @@
 
 use super::Status;
 
-/// Most header lines in one request head.
-pub const MAX_HEADERS: usize = 48;
+use crate::limits::MAX_HEADERS;
 
 /// A byte range in the caller's buffer.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -138,6 +137,14 @@ impl HttpError {
         }
     }
 }
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status() as u16, self.message())
+    }
+}
+
+impl std::error::Error for HttpError {}
 
 /// Parses the head at the start of `buf`. `limit` is the most head bytes the caller can hold:
 /// a head still incomplete at that size is refused (414 when even the request line is, else 431).

@@ -1,6 +1,6 @@
 //! Responses: status lines and headers written into caller-owned buffers.
 
-use crate::sse::Writer;
+use crate::mem::Writer;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[repr(u16)]

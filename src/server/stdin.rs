@@ -9,39 +9,30 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 
-/// How a line maps to an event.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// The whole line is the data.
-    Lines,
-    /// `TOPIC PAYLOAD`: the first word is the topic, the rest the data.
-    Topic,
-}
+use crate::config::StdinFormat as Format;
 
 /// One line read, split as `Format` says.
-pub struct Line<'a> {
+pub(super) struct Line<'a> {
     pub topic: &'a [u8],
     pub data: &'a [u8],
 }
 
-/// What a read pass saw besides lines.
+/// Whether stdin stays open after a read pass.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Status {
+pub(super) enum Input {
     /// More may come: wait for readiness.
     Open,
     /// End of input: deregister and forget stdin.
     Eof,
 }
 
-pub struct StdinBridge {
+pub(super) struct StdinBridge {
     file: File,
     format: Format,
     buf: Vec<u8>,
     len: usize,
     /// Dropping the rest of a line that did not fit.
     skipping: bool,
-    /// Lines dropped for length (each logged).
-    pub dropped: u64,
 }
 
 impl StdinBridge {
@@ -55,14 +46,7 @@ impl StdinBridge {
         if flags < 0 || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(StdinBridge {
-            file: File::from(fd),
-            format,
-            buf: vec![0u8; max_line + 1],
-            len: 0,
-            skipping: false,
-            dropped: 0,
-        })
+        Ok(StdinBridge { file: File::from(fd), format, buf: vec![0u8; max_line + 1], len: 0, skipping: false })
     }
 
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
@@ -70,11 +54,10 @@ impl StdinBridge {
     }
 
     /// Reads until WouldBlock or EOF, calling `publish` for each complete line.
-    pub fn read(&mut self, mut publish: impl FnMut(Line)) -> io::Result<Status> {
+    pub fn read(&mut self, mut publish: impl FnMut(Line)) -> io::Result<Input> {
         loop {
             if self.len == self.buf.len() {
                 // A line longer than the buffer: drop it whole, then resynchronise at its end.
-                self.dropped += 1;
                 log::warn!("stdin: line longer than {} bytes dropped", self.buf.len() - 1);
                 self.skipping = true;
                 self.len = 0;
@@ -87,10 +70,10 @@ impl StdinBridge {
                         self.len = 0;
                         emit(self.format, &self.buf[..len], &mut publish);
                     }
-                    return Ok(Status::Eof);
+                    return Ok(Input::Eof);
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Status::Open),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Input::Open),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };

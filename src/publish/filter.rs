@@ -2,12 +2,12 @@
 //!
 //! Kept beside the connection slab rather than inside each connection: most subscribers have no
 //! filter at all, and their part of this (lazily zeroed) table is never touched, so it costs them
-//! no resident memory. A connection's `filtered` flag says whether its region is in use.
+//! no resident memory. A connection's `filtered` flag says whether its region is in use; a
+//! compact byte per slot says whether a subscriber with a client id holds it, so looking up a
+//! client scans that, not the regions.
 
-use crate::event_log::{MAX_CLIENT, MAX_TOPIC, View};
-
-/// Most topic patterns one subscriber may give.
-pub const MAX_TOPICS: usize = 8;
+use super::event_log::View;
+use crate::limits::{FieldError, MAX_CLIENT, MAX_TOPIC, MAX_TOPICS, check_topic_pattern, valid_client_id};
 
 // Region layout: client length, topic count, topic lengths, client bytes, topic bytes.
 const CLIENT_LEN: usize = 0;
@@ -17,22 +17,15 @@ const CLIENT: usize = TOPIC_LENS + MAX_TOPICS;
 const TOPICS: usize = CLIENT + MAX_CLIENT;
 const REGION: usize = TOPICS + MAX_TOPICS * MAX_TOPIC;
 
-/// Why a subscription's filter was refused.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum FilterError {
-    TooManyTopics,
-    TopicTooLong,
-    BadTopic,
-    BadClient,
-}
-
-pub struct Filters {
+pub(crate) struct Filters {
     mem: Vec<u8>,
+    /// Slots whose subscriber has a client id (see `claim_client`).
+    clients: Vec<bool>,
 }
 
 impl Filters {
     pub fn new(slots: usize) -> Filters {
-        Filters { mem: vec![0u8; slots * REGION] }
+        Filters { mem: vec![0u8; slots * REGION], clients: vec![false; slots] }
     }
 
     fn region(&self, slot: u32) -> &[u8] {
@@ -45,9 +38,9 @@ impl Filters {
         slot: u32,
         client: &[u8],
         topics: impl Iterator<Item = &'a [u8]>,
-    ) -> Result<(), FilterError> {
+    ) -> Result<(), FieldError> {
         if !client.is_empty() && !valid_client_id(client) {
-            return Err(FilterError::BadClient);
+            return Err(FieldError::BadClient);
         }
         let r = &mut self.mem[slot as usize * REGION..(slot as usize + 1) * REGION];
         r[CLIENT_LEN] = client.len() as u8;
@@ -55,14 +48,9 @@ impl Filters {
         let mut count = 0;
         for topic in topics {
             if count == MAX_TOPICS {
-                return Err(FilterError::TooManyTopics);
+                return Err(FieldError::TooManyTopics);
             }
-            if topic.len() > MAX_TOPIC {
-                return Err(FilterError::TopicTooLong);
-            }
-            if topic.is_empty() || crate::sse::has_line_break_or_nul(topic) {
-                return Err(FilterError::BadTopic);
-            }
+            check_topic_pattern(topic)?;
             r[TOPIC_LENS + count] = topic.len() as u8;
             let at = TOPICS + count * MAX_TOPIC;
             r[at..at + topic.len()].copy_from_slice(topic);
@@ -70,6 +58,21 @@ impl Filters {
         }
         r[TOPIC_COUNT] = count as u8;
         Ok(())
+    }
+
+    /// The subscriber in `slot` now streams under its client id: `find_client` sees it.
+    pub fn claim_client(&mut self, slot: u32) {
+        self.clients[slot as usize] = !self.client(slot).is_empty();
+    }
+
+    /// The subscriber in `slot` has gone.
+    pub fn release(&mut self, slot: u32) {
+        self.clients[slot as usize] = false;
+    }
+
+    /// The slot of the subscriber streaming under client id `client`.
+    pub fn find_client(&self, client: &[u8]) -> Option<u32> {
+        (0..self.clients.len() as u32).find(|&slot| self.clients[slot as usize] && self.client(slot) == client)
     }
 
     pub fn client(&self, slot: u32) -> &[u8] {
@@ -96,17 +99,11 @@ impl Filters {
 
 /// A pattern matches its exact topic, or with a trailing `*` every topic that starts with the
 /// rest (`sensors/*` matches `sensors/temp`).
-pub fn topic_matches(pattern: &[u8], topic: &[u8]) -> bool {
+pub(crate) fn topic_matches(pattern: &[u8], topic: &[u8]) -> bool {
     match pattern.split_last() {
         Some((b'*', prefix)) => topic.starts_with(prefix),
         _ => pattern == topic,
     }
-}
-
-/// Client ids are `[A-Za-z0-9._~-]{1,64}`: safe in URLs, logs and JSON without escaping.
-pub fn valid_client_id(id: &[u8]) -> bool {
-    (1..=MAX_CLIENT).contains(&id.len())
-        && id.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
 }
 
 #[cfg(test)]
@@ -114,7 +111,7 @@ mod tests {
     use super::*;
 
     fn view<'a>(topic: &'a [u8], client: &'a [u8]) -> View<'a> {
-        View { seq: 1, offset: 0, wire: b"", id: b"1", topic, client }
+        View { wire: b"", id: b"1", topic, client }
     }
 
     #[test]
@@ -143,10 +140,17 @@ mod tests {
     #[test]
     fn bounds() {
         let mut f = Filters::new(1);
-        assert_eq!(f.set(0, b"bad id", std::iter::empty()), Err(FilterError::BadClient));
-        assert_eq!(f.set(0, b"", std::iter::repeat_n(&b"t"[..], 9)), Err(FilterError::TooManyTopics));
-        assert_eq!(f.set(0, b"", std::iter::once(&[b't'; 65][..])), Err(FilterError::TopicTooLong));
-        assert!(valid_client_id(b"A-z_0.9~"));
-        assert!(!valid_client_id(&[b'a'; 65]));
+        assert_eq!(f.set(0, b"bad id", std::iter::empty()), Err(FieldError::BadClient));
+        assert_eq!(f.set(0, b"", std::iter::repeat_n(&b"t"[..], 9)), Err(FieldError::TooManyTopics));
+        assert_eq!(
+            f.set(0, b"", std::iter::once(&[b't'; 65][..])),
+            Err(FieldError::TooLong(crate::limits::Field::Topic))
+        );
+        f.set(0, b"me", std::iter::empty()).unwrap();
+        assert_eq!(f.find_client(b"me"), None, "not streaming yet");
+        f.claim_client(0);
+        assert_eq!(f.find_client(b"me"), Some(0));
+        f.release(0);
+        assert_eq!(f.find_client(b"me"), None);
     }
 }

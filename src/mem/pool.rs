@@ -6,16 +6,15 @@
 //! being sent). A subscriber gives its buffer back as soon as its response head is written, so a
 //! few dozen buffers serve thousands of streams.
 
-use crate::http::Span;
-
-pub type BufId = u16;
+/// A buffer's index in the pool.
+pub(crate) type BufId = u16;
 
 /// Size of the output part: the largest response head, gap event or /stats body.
-pub const OUT_BYTES: usize = 4096;
+pub(crate) const OUT_BYTES: usize = 4096;
 
 /// What a lent buffer holds besides its bytes.
 #[derive(Copy, Clone, Debug, Default)]
-pub struct BufState {
+pub(crate) struct BufState {
     /// Bytes read into the input part.
     pub in_len: u32,
     /// Output bytes `out_pos..out_len` are still to be written.
@@ -27,12 +26,6 @@ pub struct BufState {
     pub close_after: bool,
     /// The peer shut its write side; no more input will come.
     pub eof: bool,
-    /// /stream: the text still to send, decoded in the input part.
-    pub text: Span,
-    /// /stream: milliseconds between frames.
-    pub delay_ms: u32,
-    /// A request-scoped stream fed by the host program (not by /stream's timer).
-    pub host: bool,
     /// Where the output part starts in the buffer: after the input part while requests are
     /// read, at 0 for a host-fed stream, which needs no input and room for large frames.
     pub out_base: u32,
@@ -52,7 +45,7 @@ impl BufState {
     }
 }
 
-pub struct Pool {
+pub(crate) struct Pool {
     mem: Vec<u8>,
     states: Vec<BufState>,
     free: Vec<BufId>,

@@ -12,16 +12,21 @@ const INDEX_BITS: u32 = 20;
 const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
 
 /// Largest capacity a slab may have; the top indices are left for the server's own tokens.
-pub const MAX_CAPACITY: usize = INDEX_MASK - 16;
+pub(crate) const MAX_CAPACITY: usize = INDEX_MASK - 16;
 
 /// A slot index with the generation it was handed out at.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
-pub struct Key {
+pub(crate) struct Key {
     pub index: u32,
     generation: u32,
 }
 
 impl Key {
+    /// The generation of the slot this key was handed out at.
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+
     pub fn token(self) -> Token {
         Token(((self.generation as usize) << INDEX_BITS) | self.index as usize)
     }
@@ -48,7 +53,7 @@ struct Slot<T> {
     value: Option<T>,
 }
 
-pub struct Slab<T> {
+pub(crate) struct Slab<T> {
     slots: Vec<Slot<T>>,
     /// Indices of empty slots, used as a stack so recently freed (cache-warm) slots come first.
     free: Vec<u32>,
@@ -64,14 +69,6 @@ impl<T> Slab<T> {
 
     pub fn capacity(&self) -> usize {
         self.slots.len()
-    }
-
-    pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     pub fn is_full(&self) -> bool {
@@ -119,14 +116,6 @@ impl<T> Slab<T> {
         let slot = self.slots.get(index)?;
         slot.value.as_ref()?;
         Some(Key { index: index as u32, generation: slot.generation })
-    }
-
-    /// Occupied slots with their keys, in index order.
-    pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| Some((Key { index: i as u32, generation: s.generation }, s.value.as_ref()?)))
     }
 }
 

@@ -11,16 +11,9 @@
 //! packed near the start and the untouched rest of the (lazily zeroed) allocation never becomes
 //! resident: memory in use follows the events actually retained, not the budget.
 
-use crate::sse::{self, Frame};
-
-/// Longest topic (publish) or topic pattern (subscribe), in bytes.
-pub const MAX_TOPIC: usize = 64;
-/// Longest client id, in bytes.
-pub const MAX_CLIENT: usize = 64;
-/// Longest event id, in bytes.
-pub const MAX_ID: usize = 128;
-/// Longest event name, in bytes.
-pub const MAX_EVENT_NAME: usize = 128;
+use super::sse::Frame;
+use crate::limits::{Fields, MAX_CLIENT, MAX_EVENT_NAME, MAX_ID, MAX_TOPIC};
+use crate::mem::writer::format_u64;
 
 /// Routing bytes kept per entry: topic, then target client.
 const ROUTE_BYTES: usize = MAX_TOPIC + MAX_CLIENT;
@@ -28,7 +21,7 @@ const ROUTE_BYTES: usize = MAX_TOPIC + MAX_CLIENT;
 /// Entry slots beyond `--history`: they keep the replay window whole when the byte budget forces
 /// an extra eviction, and give subscribers slack for bursts published within one loop iteration
 /// even with a tiny `--history`.
-pub const SLACK_ENTRIES: usize = 256;
+pub(crate) const SLACK_ENTRIES: usize = 256;
 
 #[derive(Copy, Clone, Default, Debug)]
 struct Entry {
@@ -41,11 +34,9 @@ struct Entry {
 
 /// One retained event as subscribers see it.
 #[derive(Copy, Clone, Debug)]
-pub struct View<'a> {
-    pub seq: u64,
-    /// Where `wire` starts in the ring (see `EventLog::bytes`).
-    pub offset: usize,
-    /// The complete SSE frame.
+pub(crate) struct View<'a> {
+    /// The complete SSE frame (the write loop takes it from `span` instead).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub wire: &'a [u8],
     pub id: &'a [u8],
     /// Empty when the event is for every topic.
@@ -54,28 +45,29 @@ pub struct View<'a> {
     pub client: &'a [u8],
 }
 
-/// What to publish. Empty `id` means the log gives the event its sequence number as id.
-#[derive(Copy, Clone, Debug, Default)]
-pub struct Publish<'a> {
-    pub id: &'a [u8],
-    pub event: &'a [u8],
-    pub data: &'a [u8],
-    pub topic: &'a [u8],
-    pub client: &'a [u8],
-}
-
 /// Why an event was not appended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum PushError {
+pub(crate) enum PushError {
     /// Its wire form is larger than the whole byte ring.
     TooLarge,
     /// A routing field or id is over its limit.
     FieldTooLong,
 }
 
+impl std::fmt::Display for PushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PushError::TooLarge => "event larger than the event log",
+            PushError::FieldTooLong => "field too long",
+        })
+    }
+}
+
+impl std::error::Error for PushError {}
+
 /// Where a Last-Event-ID leads.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Resume {
+pub(crate) enum Resume {
     /// The id was found: continue at this sequence number.
     After(u64),
     /// The id is not (or no longer) retained: start at the oldest replayable event, after
@@ -83,7 +75,7 @@ pub enum Resume {
     Gap { from: u64 },
 }
 
-pub struct EventLog {
+pub(crate) struct EventLog {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
     routing: Vec<u8>,
@@ -124,10 +116,7 @@ impl EventLog {
         self.first_seq
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -138,12 +127,13 @@ impl EventLog {
     }
 
     /// Bytes of wire data retained.
+    #[cfg(test)]
     pub fn retained_bytes(&self) -> usize {
         (0..self.len).map(|i| self.entries[(self.oldest + i) % self.entries.len()].len as usize).sum()
     }
 
     /// Appends an event, evicting the oldest ones as needed, and returns its sequence number.
-    pub fn push(&mut self, p: &Publish) -> Result<u64, PushError> {
+    pub fn push(&mut self, p: &Fields) -> Result<u64, PushError> {
         if p.id.len() > MAX_ID
             || p.topic.len() > MAX_TOPIC
             || p.client.len() > MAX_CLIENT
@@ -153,7 +143,7 @@ impl EventLog {
         }
         let seq = self.next_seq();
         let mut digits = [0u8; 20];
-        let id = if p.id.is_empty() { sse::format_u64(seq, &mut digits) } else { p.id };
+        let id = if p.id.is_empty() { format_u64(seq, &mut digits) } else { p.id };
         let frame = Frame { id, event: p.event, data: p.data };
         let needed = frame.encoded_len();
         if needed > self.bytes.len() {
@@ -243,8 +233,6 @@ impl EventLog {
         let wire = &self.bytes[e.start as usize..(e.start + e.len) as usize];
         let route = &self.routing[slot * ROUTE_BYTES..(slot + 1) * ROUTE_BYTES];
         Some(View {
-            seq,
-            offset: e.start as usize,
             wire,
             id: &wire[b"id: ".len()..b"id: ".len() + e.id_len as usize],
             topic: &route[..e.topic_len as usize],
@@ -285,15 +273,14 @@ mod tests {
     use super::*;
 
     fn push(log: &mut EventLog, data: &str) -> u64 {
-        log.push(&Publish { data: data.as_bytes(), ..Default::default() }).unwrap()
+        log.push(&Fields { data: data.as_bytes(), ..Default::default() }).unwrap()
     }
 
     #[test]
     fn ids_are_sequence_numbers_unless_given() {
         let mut log = EventLog::new(4, 1024, 100);
         assert_eq!(push(&mut log, "a"), 100);
-        let seq =
-            log.push(&Publish { id: b"x7", data: b"b", topic: b"t", client: b"c", ..Default::default() }).unwrap();
+        let seq = log.push(&Fields { id: b"x7", data: b"b", topic: b"t", client: b"c", ..Default::default() }).unwrap();
         assert_eq!(seq, 101);
         let v = log.get(100).unwrap();
         assert_eq!((v.wire, v.id), (&b"id: 100\ndata: a\n\n"[..], &b"100"[..]));
@@ -330,7 +317,7 @@ mod tests {
                 assert!(text.ends_with("\n\n"));
                 assert_eq!(text.len(), 13 + s.to_string().len() + ((s - 1) as usize * 7) % 90);
             }
-            assert_eq!(log.get(seq).unwrap().seq, seq);
+            assert!(log.get(seq).is_some());
         }
         assert!(log.retained_bytes() <= 300);
     }
@@ -354,8 +341,8 @@ mod tests {
     #[test]
     fn too_large_and_too_long_fields_are_refused() {
         let mut log = EventLog::new(4, 64, 1);
-        assert_eq!(log.push(&Publish { data: &[b'x'; 100], ..Default::default() }), Err(PushError::TooLarge));
-        assert_eq!(log.push(&Publish { topic: &[b't'; 65], ..Default::default() }), Err(PushError::FieldTooLong));
+        assert_eq!(log.push(&Fields { data: &[b'x'; 100], ..Default::default() }), Err(PushError::TooLarge));
+        assert_eq!(log.push(&Fields { topic: &[b't'; 65], ..Default::default() }), Err(PushError::FieldTooLong));
         assert!(log.is_empty());
     }
 }

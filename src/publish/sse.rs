@@ -4,23 +4,25 @@
 //! Data is split at LF, CRLF and CR into one `data:` line each, so an EventSource reassembles the
 //! lines joined by LF; a trailing line break gives a final empty `data:` line, which keeps it.
 
+use crate::mem::Writer;
+
 /// A heartbeat: a comment line and the blank line that ends it.
-pub const HEARTBEAT: &[u8] = b":\n\n";
+pub(crate) const HEARTBEAT: &[u8] = b":\n\n";
 
 /// The fields of one event. Empty `id` or `event` means the field is left out.
 #[derive(Copy, Clone, Debug, Default)]
-pub struct Frame<'a> {
+pub(crate) struct Frame<'a> {
     pub id: &'a [u8],
     pub event: &'a [u8],
     pub data: &'a [u8],
 }
 
 /// Lines of `data`, split at LF, CRLF or CR. Always at least one (possibly empty) line.
-pub fn lines(data: &[u8]) -> Lines<'_> {
+pub(crate) fn lines(data: &[u8]) -> Lines<'_> {
     Lines { rest: Some(data) }
 }
 
-pub struct Lines<'a> {
+pub(crate) struct Lines<'a> {
     rest: Option<&'a [u8]>,
 }
 
@@ -80,46 +82,6 @@ impl Frame<'_> {
     }
 }
 
-/// Appends to a caller-owned slice, failing instead of growing.
-pub struct Writer<'a> {
-    pub out: &'a mut [u8],
-    pub len: usize,
-}
-
-impl Writer<'_> {
-    pub fn put(&mut self, bytes: &[u8]) -> Option<()> {
-        let end = self.len.checked_add(bytes.len())?;
-        self.out.get_mut(self.len..end)?.copy_from_slice(bytes);
-        self.len = end;
-        Some(())
-    }
-
-    /// Appends `n` in decimal.
-    pub fn put_u64(&mut self, n: u64) -> Option<()> {
-        let mut digits = [0u8; 20];
-        self.put(format_u64(n, &mut digits))
-    }
-}
-
-/// Formats `n` in decimal into `buf`, returning the digits.
-pub fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
-
-/// True when a field value could break out of its line (CR, LF) or is unsafe to carry (NUL).
-pub fn has_line_break_or_nul(value: &[u8]) -> bool {
-    value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,12 +114,5 @@ mod tests {
         let f = Frame { id: b"1", event: b"", data: b"hello" };
         let mut out = [0u8; 8];
         assert_eq!(f.encode(&mut out), None);
-    }
-
-    #[test]
-    fn decimal() {
-        let mut b = [0; 20];
-        assert_eq!(format_u64(0, &mut b), b"0");
-        assert_eq!(format_u64(u64::MAX, &mut b), b"18446744073709551615");
     }
 }

@@ -1,0 +1,174 @@
+//! The request driver: reads a connection's bytes into its buffer, frames requests with the
+//! HTTP layer, hands complete ones to the routes, and applies what they decide.
+
+use super::io::{read_input, write_out};
+use super::table::{Conns, Ctx, Peer};
+use super::{Close, State};
+use crate::http::{self, Framing, HttpError};
+use crate::mem::{BufId, Key, Writer};
+use crate::publish::Hub;
+use crate::publish::handle::StreamId;
+use crate::routes::{Outcome, Request, write_error};
+use crate::time::Millis;
+use log::warn;
+
+/// Requests one connection may have answered per loop turn; a pipelining publisher then waits
+/// for the next turn, so the fan-out pass (and everyone else) runs in between.
+const REQUESTS_PER_TURN: usize = 16;
+
+/// What handling the request at the front of a buffer did.
+enum Step {
+    /// Not complete yet.
+    NeedMore,
+    /// A response (or `100 Continue`) is in the output part.
+    Responded,
+    /// The connection became a stream.
+    Upgraded,
+}
+
+impl Conns {
+    /// Writes pending output, reads input and answers complete requests, in order, until the
+    /// connection waits for the network or changes state.
+    pub(super) fn drive_request(&mut self, key: Key, ctx: &mut Ctx, now: Millis) {
+        let mut answered = 0;
+        loop {
+            let Some(id) = self.write_pending(key, State::Request, ctx.hub, now) else { return };
+            let Some(conn) = self.slab.get_mut(key) else { return };
+            if answered == REQUESTS_PER_TURN || !ctx.pass.admits_publish(&ctx.hub.log) {
+                // Its turn is over. Each connection is queued at most once, so the queue, sized
+                // for every slot, never grows.
+                if !conn.queued {
+                    conn.queued = true;
+                    self.ready.push_back(key);
+                }
+                return;
+            }
+            if let Err(why) = read_input(&mut conn.sock, &mut self.pool, id) {
+                return self.close(key, why, ctx.hub);
+            }
+            match self.handle_request(key, id, ctx, now) {
+                Step::Responded => {
+                    answered += 1;
+                    if let Some(conn) = self.slab.get_mut(key) {
+                        conn.since = now;
+                        conn.fresh = false;
+                    }
+                }
+                Step::Upgraded => return,
+                Step::NeedMore => {
+                    let state = *self.pool.state(id);
+                    if state.eof {
+                        let why = if state.in_len == 0 { Close::PeerClosed } else { Close::ClosedMidRequest };
+                        return self.close(key, why, ctx.hub);
+                    }
+                    if state.in_len == 0 {
+                        // Nothing of a request yet: no buffer needed until bytes arrive. A new
+                        // connection keeps its head clock from accept.
+                        self.release_buffer(key);
+                        let since = self.slab.get(key).map_or(now, |c| if c.fresh { c.since } else { now });
+                        self.set_state(key, State::Idle, since);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes the pending output of a connection in `state` that holds a buffer. `Some(buffer)`
+    /// when all of it is written and the connection goes on; `None` when it waits for the
+    /// socket, or has been closed or put to linger (its response asked for the close).
+    pub(super) fn write_pending(&mut self, key: Key, state: State, hub: &mut Hub, now: Millis) -> Option<BufId> {
+        let conn = self.slab.get_mut(key)?;
+        let id = conn.buf.filter(|_| conn.state == state)?;
+        match write_out(&mut conn.sock, &mut self.pool, id) {
+            Ok(true) => {}
+            Ok(false) => {
+                conn.write_blocked = true;
+                return None;
+            }
+            Err(_) => {
+                self.close(key, Close::WriteFailed, hub);
+                return None;
+            }
+        }
+        if self.pool.state(id).close_after {
+            self.linger(key, hub, now);
+            return None;
+        }
+        Some(id)
+    }
+
+    /// Answers the request at the front of the buffer, if it is complete.
+    fn handle_request(&mut self, key: Key, id: BufId, ctx: &mut Ctx, now: Millis) -> Step {
+        let census = self.census();
+        let peer_loopback = self.slab.get(key).is_some_and(|c| c.loopback);
+        let (state, input, out) = self.pool.parts(id);
+        let in_len = state.in_len as usize;
+        if in_len == 0 {
+            return Step::NeedMore;
+        }
+        let (head, body, consumed) = match http::frame_request(input, in_len) {
+            Err(e) => return self.refuse(key, id, e, None, ctx),
+            Ok(Framing::Partial) => return Step::NeedMore,
+            Ok(Framing::AwaitingBody(head)) => {
+                if head.expect_continue && !state.continued {
+                    state.continued = true;
+                    let line = b"HTTP/1.1 100 Continue\r\n\r\n";
+                    out[..line.len()].copy_from_slice(line);
+                    state.out_pos = 0;
+                    state.out_len = line.len() as u32;
+                    return Step::Responded;
+                }
+                return Step::NeedMore;
+            }
+            Ok(Framing::Complete { head, body, consumed }) => (head, body, consumed),
+        };
+        let stream = StreamId { slot: key.index, generation: key.generation() };
+        let mut req =
+            Request { head, input: &mut input[..], body, out: Writer::new(out), stream, now, peer_loopback, census };
+        let outcome = ctx.routes.route(ctx.hub, &mut req);
+        let out_len = req.out.len as u32;
+        let origin = head.origin;
+        let state = self.pool.state(id);
+        match outcome {
+            Err(e) => return self.refuse(key, id, e, origin, ctx),
+            Ok(Outcome::Respond { close, body }) => {
+                state.out_pos = 0;
+                state.out_len = out_len;
+                state.close_after = close;
+                state.body = body;
+                state.body_pos = 0;
+                self.pool.consume_input(id, consumed);
+                return Step::Responded;
+            }
+            Ok(_) => {
+                state.out_pos = 0;
+                state.out_len = out_len;
+            }
+        }
+        match outcome {
+            Ok(Outcome::Subscribe { cursor, filtered }) => self.become_subscriber(key, cursor, filtered, ctx.hub, now),
+            Ok(Outcome::Demo { text, delay_ms }) => self.become_demo(key, id, text, delay_ms, ctx.hub, now),
+            Ok(Outcome::Host) => self.become_host(key, id, ctx.hub, now),
+            Ok(Outcome::Respond { .. }) | Err(_) => {}
+        }
+        Step::Upgraded
+    }
+
+    /// Writes an error response; the connection closes once it is sent.
+    fn refuse(&mut self, key: Key, id: BufId, e: HttpError, origin: Option<http::Span>, ctx: &mut Ctx) -> Step {
+        if let Some(conn) = self.slab.get(key) {
+            warn!("{}: {} {}", Peer(conn, key), e.status() as u16, e.message());
+        }
+        let (state, input, out) = self.pool.parts(id);
+        let cors = ctx.routes.cors(origin.map(|o| o.of(input)));
+        let mut w = Writer::new(out);
+        write_error(&mut w, e, cors);
+        state.out_pos = 0;
+        state.out_len = w.len as u32;
+        state.close_after = true;
+        // Whatever follows a refused request cannot be trusted to be a request.
+        state.in_len = 0;
+        Step::Responded
+    }
+}

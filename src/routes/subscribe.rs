@@ -1,0 +1,106 @@
+//! Subscribing: `GET /events` and the seed's `GET /sse?clientId=`, with topics, a client id,
+//! and Last-Event-ID replay (or a `gap` event when the id is no longer kept).
+
+use super::{Outcome, Request, Routes, TOO_LARGE, stream_head};
+use crate::http::{HttpError, Params};
+use crate::limits::{CLIENT_ID_RULE, MAX_ID, valid_client_id};
+use crate::mem::Writer;
+use crate::publish::{Hub, Resume};
+
+pub(super) fn subscribe(
+    routes: &Routes,
+    hub: &mut Hub,
+    req: &mut Request,
+    p: &Params,
+    client_name: &str,
+) -> Result<Outcome, HttpError> {
+    // Written first (the input stays borrowed below); a refusal later overwrites it.
+    stream_head(routes, req)?;
+    let input: &[u8] = req.input;
+    let client = p.get(input, client_name);
+    if client_name == "clientId" && client.is_none() {
+        return Err(HttpError::BadRequest("missing parameter: clientId"));
+    }
+    // Present means valid: `?client=` is a malformed id, not an anonymous stream.
+    if client.is_some_and(|c| !valid_client_id(c)) {
+        return Err(HttpError::BadRequest(CLIENT_ID_RULE));
+    }
+    let client = client.unwrap_or(b"");
+    // The header wins over the query parameters (for clients that cannot set headers).
+    let last_id = match req.head.last_event_id {
+        Some(span) => span.of(input),
+        None => p.get(input, "lastEventId").or_else(|| p.get(input, "last_event_id")).unwrap_or(b""),
+    };
+    if last_id.len() > MAX_ID {
+        return Err(HttpError::BadRequest("Last-Event-ID longer than 128 bytes"));
+    }
+    let replacing = !client.is_empty() && hub.filters.find_client(client).is_some();
+    if hub.subscribers >= routes.max_clients && !replacing {
+        hub.stats.rejected_full += 1;
+        return Err(HttpError::Unavailable);
+    }
+    // An empty `topic=` (a form left blank) asks for nothing in particular.
+    let topics = || p.all(input, "topic").filter(|t| !t.is_empty());
+    let filtered = !client.is_empty() || topics().next().is_some();
+    if filtered {
+        hub.filters.set(req.stream.slot, client, topics()).map_err(|e| HttpError::BadRequest(e.message()))?;
+    }
+    let (cursor, gap) = if last_id.is_empty() {
+        (hub.log.next_seq(), false)
+    } else {
+        match hub.log.resume(last_id) {
+            Resume::After(seq) => (seq, false),
+            Resume::Gap { from } => (from, true),
+        }
+    };
+    let w = &mut req.out;
+    w.put(&routes.retry_line).ok_or(TOO_LARGE)?;
+    if gap {
+        let oldest = hub.log.get(cursor).map_or(&b""[..], |v| v.id);
+        gap_event(w, last_id, oldest).ok_or(TOO_LARGE)?;
+    }
+    Ok(Outcome::Subscribe { cursor, filtered })
+}
+
+/// `event: gap`: the events after `last_id` are no longer kept; replay starts at `oldest`
+/// (`null` when nothing is kept).
+fn gap_event(w: &mut Writer, last_id: &[u8], oldest: &[u8]) -> Option<()> {
+    w.put(b"event: gap\ndata: {\"last_event_id\": ")?;
+    json_string(w, last_id)?;
+    w.put(b", \"oldest\": ")?;
+    if oldest.is_empty() { w.put(b"null") } else { json_string(w, oldest) }?;
+    w.put(b"}\n\n")
+}
+
+/// Writes `s` as a JSON string literal.
+fn json_string(w: &mut Writer, s: &[u8]) -> Option<()> {
+    w.put(b"\"")?;
+    for &b in s {
+        match b {
+            b'"' => w.put(b"\\\"")?,
+            b'\\' => w.put(b"\\\\")?,
+            0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                w.put(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]])?
+            }
+            _ => w.put(&[b])?,
+        }
+    }
+    w.put(b"\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_is_json() {
+        let mut buf = [0u8; 128];
+        let mut w = Writer::new(&mut buf);
+        gap_event(&mut w, b"a\"b\x01", b"").unwrap();
+        assert_eq!(
+            std::str::from_utf8(w.written()).unwrap(),
+            "event: gap\ndata: {\"last_event_id\": \"a\\\"b\\u0001\", \"oldest\": null}\n\n"
+        );
+    }
+}

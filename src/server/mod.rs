@@ -1,0 +1,265 @@
+//! The server: one thread, one `mio::Poll`, edge-triggered. It owns everything and runs the
+//! turn: wait for readiness or the earliest deadline, accept, hand ready connections to the
+//! connection table, drain the host's queue and stdin, run timers and ticks, then the fan-out
+//! pass, so events published in the same turn reach each subscriber in a single writev.
+
+mod accept;
+mod sources;
+mod stdin;
+
+use crate::config::Config;
+use crate::conn::{Conns, Ctx, Timeouts};
+use crate::deliver::Pass;
+use crate::limits::{MAX_HEAD_BYTES, RESERVE_SLOTS};
+use crate::mem::Key;
+use crate::mem::slab::MAX_CAPACITY;
+use crate::publish::handle::{Event, Publisher, Shared, ShutdownHandle};
+use crate::publish::{Hub, PublishError};
+use crate::routes::{Routes, StreamRequest, StreamRouteError};
+use crate::time::{Clock, Millis};
+use accept::Acceptor;
+use log::{info, warn};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::publish::handle::EventId;
+
+const LISTENER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+const STDIN: Token = Token(usize::MAX - 3);
+
+/// Readiness events taken per poll.
+const EVENTS: usize = 1024;
+
+/// Pending connections the kernel may queue (capped by net.core.somaxconn); mio's 128 is too
+/// few for thousands of subscribers connecting at once.
+const BACKLOG: i32 = 4096;
+
+/// A tinysse server: build it from a `Config`, then `run()` it or call `poll()` from your own
+/// loop.
+pub struct Server {
+    poll: Poll,
+    events: Events,
+    accept: Acceptor,
+    local_addr: SocketAddr,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    conns: Conns,
+    hub: Hub,
+    routes: Routes,
+    pass: Pass,
+    /// Queue and waker shared with `Publisher` and `ShutdownHandle`.
+    shared: Arc<Shared>,
+    /// `--stdin`: the bridge, while stdin is open and pollable.
+    stdin: Option<stdin::StdinBridge>,
+    ticker: sources::Ticker,
+    clock: Clock,
+    stopping: bool,
+}
+
+impl Server {
+    /// Binds the listening socket and allocates everything the server will ever use.
+    pub fn new(config: Config) -> io::Result<Server> {
+        let slots = config.max_clients + RESERVE_SLOTS;
+        if slots > MAX_CAPACITY {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "max-clients too large"));
+        }
+        let poll = Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let shared = Shared::new(waker, config.max_event_bytes, slots);
+        let mut listener = TcpListener::bind(config.listen)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let local_addr = listener.local_addr()?;
+        // SAFETY: listen(2) on a socket we own, already listening: it only raises the backlog.
+        if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), BACKLOG) } != 0 {
+            warn!("cannot raise the listen backlog: {}", io::Error::last_os_error());
+        }
+        let secs_or_never = |secs: u64| if secs == 0 { Millis::NEVER } else { Millis::from_secs(secs) };
+        let timeouts = Timeouts {
+            head: Millis::from_secs(config.head_timeout_secs),
+            keepalive: Millis::from_secs(config.keepalive_timeout_secs),
+            heartbeat: secs_or_never(config.heartbeat_secs),
+            stream: secs_or_never(config.stream_timeout_secs),
+        };
+        let in_bytes = MAX_HEAD_BYTES + 3 * config.max_event_bytes + 1024;
+        let conns = Conns::new(slots, config.request_buffers, in_bytes, timeouts, shared.clone());
+        let first_seq =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
+        let hub = Hub::new(config.history, config.max_event_bytes, slots, first_seq);
+        let stdin = if config.stdin { sources::open_stdin(&poll, &config) } else { None };
+        Ok(Server {
+            poll,
+            events: Events::with_capacity(EVENTS),
+            accept: Acceptor::new(listener),
+            local_addr,
+            signals: None,
+            conns,
+            pass: Pass::new(&hub.log),
+            hub,
+            routes: Routes::new(&config, shared.clone()),
+            shared,
+            stdin,
+            ticker: sources::Ticker::new(config.tick_secs),
+            clock: Clock::start(),
+            stopping: false,
+        })
+    }
+
+    /// The address the server listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that publishes from any thread (see `Publisher`).
+    pub fn publisher(&self) -> Publisher {
+        Publisher { shared: self.shared.clone() }
+    }
+
+    /// A handle that stops the server from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { shared: self.shared.clone() }
+    }
+
+    /// Publishes from the loop's own thread (e.g. between two `poll` calls) and returns the
+    /// event's id, as subscribers see it.
+    pub fn publish(&mut self, event: Event) -> Result<EventId, PublishError> {
+        let seq = self.hub.publish(&event.fields())?;
+        Ok(EventId::new(self.hub.log.get(seq).map_or(&b""[..], |v| v.id)))
+    }
+
+    /// Registers a request-scoped stream: a GET on `path` calls `handler` (on the loop's
+    /// thread; it must not block) with the stream's id, which the host then feeds with
+    /// `Publisher::send_frame` and ends with `Publisher::end`. A path the server already serves
+    /// is refused (switch the built-in route off in `Config::builtins` to take its path).
+    pub fn stream_route(
+        &mut self,
+        path: &str,
+        handler: impl FnMut(&StreamRequest) + Send + 'static,
+    ) -> Result<(), StreamRouteError> {
+        self.routes.add_stream_route(path, Box::new(handler))
+    }
+
+    /// Stops the server on SIGINT or SIGTERM: streams are ended and `run` returns.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM])?;
+        self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Serves until `shutdown` (or a signal, with `handle_signals`).
+    pub fn run(&mut self) -> io::Result<()> {
+        while !self.stopping {
+            self.poll(None)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `shutdown` has run.
+    pub fn is_stopped(&self) -> bool {
+        self.stopping
+    }
+
+    /// Stops accepting, ends every stream (subscribers see the end of the response) and closes
+    /// every connection.
+    pub fn shutdown(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.shared.set_stopped();
+        self.accept.listener = None;
+        let now = self.clock.now();
+        self.conns.shutdown(&mut self.hub, now);
+        info!("stopped");
+    }
+
+    /// Waits for readiness (at most `timeout`, or until the next deadline) and handles it.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let now = self.clock.now();
+        // Work left from the last turn: connections with requests waiting, or a fan-out pass
+        // due (under way, or events published since the last one began, by anyone).
+        let busy = self.conns.has_ready() || self.pass.is_due(&self.hub.log);
+        let next =
+            if busy { now } else { self.conns.next_deadline().min(self.accept.retry_at()).min(self.ticker.next()) };
+        let wait = match (timeout, next.is_never()) {
+            (t, true) => t,
+            (None, false) => Some(next.until(now)),
+            (Some(t), false) => Some(t.min(next.until(now))),
+        };
+        // Taken out so handlers can borrow `self`; `with_capacity(0)` does not allocate.
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        if let Err(e) = self.poll.poll(&mut events, wait) {
+            self.events = events;
+            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+        }
+        let now = self.clock.now();
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept_ready(now),
+                SIGNALS => self.on_signal(),
+                WAKER => self.on_wake(now),
+                STDIN => self.on_stdin(),
+                token => {
+                    let Some(key) = Key::from_token(token) else { continue };
+                    let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                    let writable = event.is_writable() || event.is_write_closed();
+                    let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
+                    self.conns.on_ready(key, readable, writable, &mut ctx, now);
+                }
+            }
+        }
+        self.events = events;
+        if self.stopping {
+            return Ok(());
+        }
+        let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
+        self.conns.serve_waiting(&mut ctx, now);
+        self.conns.serve_ready(&mut ctx, now);
+        self.conns.run_timers(&mut ctx, now);
+        if self.accept.retry_at() <= now {
+            self.accept_ready(now);
+        }
+        if self.ticker.next() <= now {
+            self.tick(now);
+        }
+        self.conns.fan_out(&mut self.hub, &mut self.pass, now);
+        let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
+        self.conns.serve_waiting(&mut ctx, now);
+        if self.conns.take_freed() {
+            // Accepting may have been paused for lack of descriptors: one just came free.
+            self.accept.resume_now();
+        }
+        Ok(())
+    }
+
+    /// Runs the loop on a clock set by hand from now on (tests of timers, without sleeping).
+    #[cfg(test)]
+    fn set_fake_time(&mut self, now: Millis) {
+        self.clock = Clock::Fake(now);
+    }
+
+    fn accept_ready(&mut self, now: Millis) {
+        while let Some((sock, peer)) = self.accept.next(now) {
+            self.hub.stats.accepted += 1;
+            let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
+            self.conns.admit(sock, peer, self.poll.registry(), &mut ctx, now);
+        }
+    }
+
+    fn on_signal(&mut self) {
+        let got = self.signals.as_mut().is_some_and(|s| s.pending().next().is_some());
+        if got {
+            info!("signal received, stopping");
+            self.shutdown();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
