@@ -87,6 +87,7 @@ fn tabs_share_one_connection_and_survive_the_leader_closing() {
             "one leader, the rest followers",
             "every tab shows a published event",
             "still one connection",
+            "events that reuse an id all show",
             "after the leader closed, every tab shows all 20 once, in order",
             "a new leader took over",
             "one connection again",

@@ -30,7 +30,7 @@
 // Tabs share a stream when url, topics, clientId and token are the same; different ones are
 // different streams (each its own connection).
 
-const KEEP_IDS = 512; // ids remembered per tab to drop a repeat during a change of leader
+const KEEP_IDS = 512; // ids remembered per tab, to drop a repeat during a change of leader
 const MAX_LAST = 256;
 
 export function subscribe(opts = {}) {
@@ -41,7 +41,7 @@ export function subscribe(opts = {}) {
   const me = Math.random().toString(36).slice(2) + Date.now().toString(36);
   const keep = Math.min(Math.max(opts.last | 0, 0), MAX_LAST);
   const channel = new BroadcastChannel(name);
-  const seen = new Set();
+  const seen = new Map(); // event id -> the leader it came from
   const recent = [];
   let lastId = null; // the last event id this tab received (null: none yet)
   let received = false;
@@ -58,13 +58,17 @@ export function subscribe(opts = {}) {
     onStatus(status);
   };
 
-  // Every event goes through here, from the stream or from the leader: a repeat (same id) is
-  // dropped, so a change of leader cannot show an event twice even if replay overlaps.
-  const deliver = (ev, last) => {
+  // Every event goes through here, from this tab's stream or a leader's. One leader never
+  // repeats an event (it resumes by Last-Event-ID), so only an id already delivered by another
+  // leader is a repeat: the old leader's last messages overlapping the new one's replay. A
+  // publisher that reuses an id (tinysse keeps publisher ids verbatim) still gets every event.
+  const deliver = (ev, last, source) => {
     if (ev && ev.id) {
-      if (seen.has(ev.id)) return;
-      seen.add(ev.id);
-      if (seen.size > KEEP_IDS) seen.delete(seen.values().next().value);
+      const first = seen.get(ev.id);
+      if (first !== undefined && first !== source) return;
+      seen.delete(ev.id);
+      seen.set(ev.id, source);
+      if (seen.size > KEEP_IDS) seen.delete(seen.keys().next().value);
     }
     lastId = last;
     if (!ev) return;
@@ -94,14 +98,14 @@ export function subscribe(opts = {}) {
       if (m.from < me) stepDown();
       else return;
     }
-    if (m.t === 'ev') deliver(m.ev, m.last);
+    if (m.t === 'ev') deliver(m.ev, m.last, m.from);
     else if (m.t === 'status') setStatus({ ...m.status, role: 'follower' });
     else if (m.t === 'welcome' && m.to === me) {
       // Only a tab that has seen nothing takes the welcome's replay and position; one that
       // already has live events would show the replay out of order.
       if (!received) {
         if (lastId === null) lastId = m.lastId;
-        for (const r of m.recent) deliver(r.ev, r.last);
+        for (const r of m.recent) deliver(r.ev, r.last, m.from);
       }
       setStatus({ ...m.status, role: 'follower' });
     }
@@ -130,7 +134,7 @@ export function subscribe(opts = {}) {
         setStatus({ state: 'open', opens: status.opens + 1, error: null });
         const feed = parser(lastId, (ev, last) => {
           channel.postMessage({ t: 'ev', ev, last, from: me });
-          deliver(ev, last);
+          deliver(ev, last, me);
         }, (ms) => { retry = ms; });
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {

@@ -75,6 +75,15 @@ async function share(origin, tabs, tag) {
   check(tag + 'every tab shows a published event', data.every((d) => d === 'hello, every tab'), { id, data });
   check(tag + 'still one connection', (await subscribers()) === 1, await subscribers());
 
+  // A publisher may reuse an id (tinysse keeps it verbatim): both events are shown, not deduped.
+  await publish({ data: 'reused id, first', id: 'sensor-1' });
+  await publish({ data: 'reused id, second', id: 'sensor-1' });
+  await Promise.all(pages.map((p) => p.waitForFunction(() =>
+    [...document.querySelectorAll('#events li .data')].some((d) => d.textContent === 'reused id, second'))));
+  const reused = await Promise.all(pages.map((p) => p.evaluate(() =>
+    [...document.querySelectorAll('#events li[data-id="sensor-1"] .data')].map((d) => d.textContent))));
+  check(tag + 'events that reuse an id all show', reused.every((r) => r.join() === 'reused id, first,reused id, second'), reused);
+
   // The leader goes; events published right away (before a new leader is connected) must
   // still reach every remaining tab once, in order.
   const leader = pages[roles.indexOf('leader')];
