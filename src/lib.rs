@@ -76,6 +76,7 @@ mod http;
 mod limits;
 mod mem;
 mod publish;
+mod retry;
 mod routes;
 mod server;
 mod time;

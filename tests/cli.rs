@@ -79,7 +79,7 @@ fn env_with_dashes_max_event_bytes_and_max_clients() {
     assert_eq!(publish_raw(s.addr, "", None, b"0123456789").status, 200);
     assert_eq!(publish_raw(s.addr, "", None, b"0123456789A").status, 413);
     let _a = SseStream::open(s.addr, "/events");
-    let b = SseStream::connect(s.addr, "/events").unwrap();
+    let b = SseStream::connect_as_curl(s.addr, "/events").unwrap();
     assert_eq!(b.head.status, 503, "TINYSSE_MAX_CLIENTS=1 not applied");
 }
 

@@ -114,7 +114,7 @@ fn targeted_events_reach_only_their_client_and_replay_on_reconnect() {
 
     // A new stream with the same id replaces the older one, which is closed.
     let mut alice3 = SseStream::open(a, "/events?client=alice");
-    assert!(alice2.next_frame(T).unwrap().is_none(), "older stream should be closed");
+    assert!(alice2.ends_after_retry(T), "older stream should be closed");
     let last = publish_ok(a, &[("data", "again"), ("client", "alice")]);
     assert_eq!(ids(&mut alice3, 1), v(&[&last]));
 
@@ -182,7 +182,7 @@ fn stream_timeout_ends_cleanly_and_reconnect_misses_nothing() {
     let first = publish(a, "first");
     assert_eq!(ids(&mut s, 1), v(&[&first]));
     let started = Instant::now();
-    assert!(s.next_frame(T).unwrap().is_none(), "stream should end");
+    assert!(s.ends_after_retry(T), "stream should end");
     assert!(started.elapsed() < Duration::from_secs(5));
     let missed = publish(a, "while away");
     let mut again = open_after(a, "/events", &first);

@@ -58,7 +58,7 @@ fn publisher_from_other_threads_reaches_subscribers_by_topic() {
     stop.shutdown();
     thread.join().unwrap();
     // Streams ended by the shutdown; a stopped server refuses further events.
-    assert!(temp.next_frame(T).unwrap().is_none());
+    assert!(temp.ends_after_retry(T));
     assert!(matches!(publisher.publish(Event::new("late")), Err(SendError::Stopped(_))));
 }
 
@@ -139,9 +139,20 @@ fn built_in_page_is_self_contained() {
     assert_eq!(r.status, 200);
     assert!(r.header_has("content-type", "text/html"));
     let page = r.text();
-    for needle in ["new EventSource(\"/events\")", "addEventListener(\"ping\"", "readyState === 3", "fetch(\"/events\""]
-    {
+    for needle in ["import { subscribe } from '/tinysse.js'", "fetch('/events'"] {
         assert!(page.contains(needle), "page lacks {needle}");
     }
-    assert!(!page.contains("http://") && !page.contains("https://"), "no external resources");
+    let js = get(server.addr, "/tinysse.js");
+    assert_eq!(js.status, 200);
+    assert!(js.header_has("content-type", "text/javascript"));
+    for needle in ["export function subscribe", "BroadcastChannel", "Last-Event-ID"] {
+        assert!(js.text().contains(needle), "tinysse.js lacks {needle}");
+    }
+    // No external resources: the only URLs are the page's own (and one help text naming localhost).
+    for text in [page, js.text()] {
+        for (i, _) in text.match_indices("://") {
+            let around = &text[i.saturating_sub(8)..(i + 20).min(text.len())];
+            assert!(around.contains("localhost") || around.contains("http:// to"), "external URL? {around:?}");
+        }
+    }
 }

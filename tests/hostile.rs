@@ -242,7 +242,7 @@ fn flood_past_max_clients_gets_503_while_streams_keep_receiving() {
     let mut refused = 0;
     let mut held = Vec::new();
     for _ in 0..40 {
-        let s = SseStream::connect(a, "/events").unwrap();
+        let s = SseStream::connect_as_curl(a, "/events").unwrap();
         if s.head.status == 503 {
             assert!(s.head.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("retry-after")));
             refused += 1;

@@ -269,10 +269,27 @@ fn full_server_503_while_streams_and_publish_keep_working() {
     let s = Server::start(&["--max-clients", "2"]);
     let mut a = SseStream::open(s.addr, "/events");
     let mut b = SseStream::open(s.addr, "/events");
-    let mut third = SseStream::connect(s.addr, "/events").unwrap();
+    let mut third = SseStream::connect_as_curl(s.addr, "/events").unwrap();
     assert_eq!(third.head.status, 503);
     assert!(third.head.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("retry-after")), "{:?}", third.head.headers);
     assert!(third.ends_within(secs(5.0)), "503 response should end");
+    // An EventSource (Accept: text/event-stream) would give up for good on a 503: it gets a 200
+    // stream that only says when to come back (a random delay in [retry, 2 x retry)), then ends.
+    for _ in 0..20 {
+        let mut es = SseStream::connect(s.addr, "/events").unwrap();
+        assert_eq!(es.head.status, 200);
+        assert!(
+            es.head
+                .headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.contains("text/event-stream"))
+        );
+        let f = es.next_frame(T).unwrap().expect("a retry line");
+        let retry: u64 = f.retry.expect("retry: N").parse().unwrap();
+        assert!((3000..6000).contains(&retry), "{retry}");
+        assert!(es.next_frame(T).unwrap().is_none(), "then the stream ends");
+    }
+    assert!(stat(s.addr, "rejected_full") >= 21.0);
     // reserve slots: publishes and /stats still work, several at once
     let mut conns: Vec<_> = (0..4).map(|_| Conn::open(s.addr)).collect();
     for c in conns.iter_mut() {

@@ -4,13 +4,13 @@
 use super::io::{read_input, write_out};
 use super::table::{Conns, Ctx, Peer};
 use super::{Close, State};
-use crate::http::{self, Framing, HttpError};
+use crate::http::{self, Framing, Head, HttpError, Method};
 use crate::mem::{BufId, Key, Writer};
 use crate::publish::Hub;
 use crate::publish::handle::StreamId;
-use crate::routes::{Outcome, Request, write_error};
+use crate::routes::{Outcome, Request, head_end, write_error};
 use crate::time::Millis;
-use log::warn;
+use log::{debug, warn};
 
 /// Requests one connection may have answered per loop turn; a pipelining publisher then waits
 /// for the next turn, so the fan-out pass (and everyone else) runs in between.
@@ -128,10 +128,16 @@ impl Conns {
             Request { head, input: &mut input[..], body, out: Writer::new(out), stream, now, peer_loopback, census };
         let outcome = ctx.routes.route(ctx.hub, &mut req);
         let out_len = req.out.len as u32;
-        let origin = head.origin;
+        if let Ok(outcome) = outcome {
+            let body_len = match outcome {
+                Outcome::Respond { body, .. } => body.len(),
+                _ => 0,
+            };
+            self.access_line(key, &head, id, out_len as usize, body_len);
+        }
         let state = self.pool.state(id);
         match outcome {
-            Err(e) => return self.refuse(key, id, e, origin, ctx),
+            Err(e) => return self.refuse(key, id, e, Some(head), ctx),
             Ok(Outcome::Respond { close, body }) => {
                 state.out_pos = 0;
                 state.out_len = out_len;
@@ -155,15 +161,43 @@ impl Conns {
         Step::Upgraded
     }
 
-    /// Writes an error response; the connection closes once it is sent.
-    fn refuse(&mut self, key: Key, id: BufId, e: HttpError, origin: Option<http::Span>, ctx: &mut Ctx) -> Step {
-        if let Some(conn) = self.slab.get(key) {
-            warn!("{}: {} {}", Peer(conn, key), e.status() as u16, e.message());
+    /// At debug level, one line per request answered: method, path (never the query: tokens
+    /// travel there), status, bytes of the response (streams: of their head).
+    fn access_line(&mut self, key: Key, head: &Head, id: BufId, out_len: usize, body_len: usize) {
+        if !log::log_enabled!(log::Level::Debug) {
+            return;
         }
+        let Some(conn) = self.slab.get(key) else { return };
+        let (_, input, out) = self.pool.parts(id);
+        let status = out.get(9..12).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("?");
+        let (method, path) = (lossy(head.method_token.of(input)), lossy(head.path.of(input)));
+        debug!("{}: {method} {path} {status} {}", Peer(conn, key), out_len + body_len);
+    }
+
+    /// Writes an error response; the connection closes once it is sent. The warning names the
+    /// method and path when the request line could be read.
+    fn refuse(&mut self, key: Key, id: BufId, e: HttpError, head: Option<Head>, ctx: &mut Ctx) -> Step {
         let (state, input, out) = self.pool.parts(id);
-        let cors = ctx.routes.cors(origin.map(|o| o.of(input)));
+        if let Some(conn) = self.slab.get(key) {
+            let peer = Peer(conn, key);
+            let (status, why) = (e.status() as u16, e.message());
+            match head {
+                // Browsers ask for an icon on their own; a missing one is not the operator's problem.
+                Some(h) if h.path.of(input) == b"/favicon.ico" && status == 404 => {
+                    debug!("{peer}: {} /favicon.ico 404", lossy(h.method_token.of(input)))
+                }
+                Some(h) => {
+                    warn!("{peer}: {} {}: {status} {why}", lossy(h.method_token.of(input)), lossy(h.path.of(input)))
+                }
+                None => warn!("{peer}: {status} {why}"),
+            }
+        }
+        let cors = ctx.routes.cors(head.and_then(|h| h.origin).map(|o| o.of(input)));
         let mut w = Writer::new(out);
         write_error(&mut w, e, cors);
+        if head.is_some_and(|h| h.method == Method::Head) {
+            w.len = head_end(w.written());
+        }
         state.out_pos = 0;
         state.out_len = w.len as u32;
         state.close_after = true;
@@ -171,4 +205,10 @@ impl Conns {
         state.in_len = 0;
         Step::Responded
     }
+}
+
+/// Bytes from a request for a log line; invalid UTF-8 shows as U+FFFD, control bytes cannot
+/// occur (the request layer refused them).
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
 }

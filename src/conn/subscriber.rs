@@ -5,7 +5,7 @@ use super::Close;
 use super::State;
 use super::table::{Conns, Peer};
 use crate::deliver::{self, Cursor, Pass, Sink, WriteError};
-use crate::mem::Key;
+use crate::mem::{Key, Writer};
 use crate::publish::Hub;
 use crate::publish::sse::HEARTBEAT;
 use crate::time::Millis;
@@ -78,9 +78,26 @@ impl Conns {
         }
     }
 
-    /// Ends a subscriber cleanly (between two events): the client sees the response end.
+    /// Ends a subscriber cleanly (between two events): it is told a random reconnection
+    /// delay, then sees the response end.
     fn end_subscriber(&mut self, key: Key, hub: &mut Hub, now: Millis) {
+        self.say_retry(key);
         self.linger(key, hub, now);
+    }
+
+    /// Tells a subscriber at an event boundary when to come back (`retry:`), so the clients of
+    /// a restart or of many stream timeouts return spread out. Best effort: a socket that
+    /// will not take the line now leaves the client with the delay it already has.
+    pub(super) fn say_retry(&mut self, key: Key) {
+        let Some(conn) = self.slab.get_mut(key) else { return };
+        if conn.state != State::Subscriber || !conn.cursor.at_boundary() || conn.buf.is_some() {
+            return;
+        }
+        let mut line = [0u8; 32];
+        let mut w = Writer::new(&mut line);
+        if self.retry.put_line(&mut w).is_some() {
+            let _ = std::io::Write::write(&mut conn.sock, w.written());
+        }
     }
 
     /// The fan-out pass: writes every subscriber that has events it has not received, once, in

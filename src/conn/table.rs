@@ -8,6 +8,7 @@ use crate::deliver::Pass;
 use crate::mem::{Key, Pool, Slab};
 use crate::publish::Hub;
 use crate::publish::handle::{Shared, StreamId};
+use crate::retry::RetryDelays;
 use crate::routes::{Census, Routes};
 use crate::time::Millis;
 use log::{debug, warn};
@@ -40,13 +41,22 @@ pub(crate) struct Conns {
     by_state: [u32; 6],
     /// A slot came free since `take_freed`.
     freed: bool,
+    /// Each stream the server ends is told a random reconnection delay.
+    pub(super) retry: RetryDelays,
     /// Host streams are marked closed here, so their `Publisher` learns it.
     pub(super) shared: Arc<Shared>,
 }
 
 impl Conns {
     /// `slots` connections, and `buffers` request buffers with an input part of `in_bytes`.
-    pub fn new(slots: usize, buffers: usize, in_bytes: usize, timeouts: Timeouts, shared: Arc<Shared>) -> Conns {
+    pub fn new(
+        slots: usize,
+        buffers: usize,
+        in_bytes: usize,
+        timeouts: Timeouts,
+        retry_ms: u64,
+        shared: Arc<Shared>,
+    ) -> Conns {
         let pool = Pool::new(buffers.min(slots), in_bytes);
         Conns {
             slab: Slab::with_capacity(slots),
@@ -58,6 +68,7 @@ impl Conns {
             next_timer: Millis::NEVER,
             by_state: [0; 6],
             freed: false,
+            retry: RetryDelays::new(retry_ms),
             shared,
         }
     }
@@ -103,7 +114,7 @@ impl Conns {
     /// Takes in a new connection, or answers 503 when every slot is busy.
     pub fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr, registry: &Registry, ctx: &mut Ctx, now: Millis) {
         if self.slab.is_full() && !self.evict_idlest(ctx.hub) {
-            reject_full(&mut sock);
+            reject_full(&mut sock, &mut self.retry);
             ctx.hub.stats.rejected_full += 1;
             warn!("{peer}: 503, all {} connection slots in use", self.slab.capacity());
             return;
@@ -334,6 +345,7 @@ impl Conns {
             let Some(key) = self.slab.key_at(index) else { continue };
             if self.slab.get(key).is_some_and(|c| c.state == State::Subscriber) {
                 self.write_subscriber(key, hub, now);
+                self.say_retry(key);
             }
             if let Some(conn) = self.slab.get(key) {
                 let _ = conn.sock.shutdown(Shutdown::Write);

@@ -61,6 +61,8 @@ pub enum Body {
 #[derive(Copy, Clone, Debug)]
 pub struct Head {
     pub method: Method,
+    /// The method as sent (for log lines).
+    pub method_token: Span,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
     pub path: Span,
@@ -73,6 +75,8 @@ pub struct Head {
     pub form: bool,
     pub expect_continue: bool,
     pub last_event_id: Option<Span>,
+    /// `Accept` names `text/event-stream` (an EventSource sends exactly that).
+    pub accepts_event_stream: bool,
     pub authorization: Option<Span>,
     pub cookie: Option<Span>,
     pub origin: Option<Span>,
@@ -178,6 +182,7 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Parsed, HttpError> {
     let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version) else {
         return Err(HttpError::BadRequest("malformed request line"));
     };
+    let method_token = Span::within(buf, method.as_bytes());
     let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
@@ -191,6 +196,7 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Parsed, HttpError> {
 
     let mut head = Head {
         method,
+        method_token,
         minor_version,
         path,
         query,
@@ -200,6 +206,7 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Parsed, HttpError> {
         form: false,
         expect_continue: false,
         last_event_id: None,
+        accepts_event_stream: false,
         authorization: None,
         cookie: None,
         origin: None,
@@ -236,6 +243,11 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Parsed, HttpError> {
             head.form = mime.eq_ignore_ascii_case(b"application/x-www-form-urlencoded");
         } else if name.eq_ignore_ascii_case(b"expect") {
             head.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"accept") {
+            // EventSource sends exactly `text/event-stream`; other clients may list it too.
+            head.accepts_event_stream |= value.split(|&b| b == b',').any(|t| {
+                trim(t.split(|&b| b == b';').next().unwrap_or(b"")).eq_ignore_ascii_case(b"text/event-stream")
+            });
         } else if name.eq_ignore_ascii_case(b"last-event-id") {
             head.last_event_id = Some(span);
         } else if name.eq_ignore_ascii_case(b"authorization") {
@@ -251,6 +263,10 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Parsed, HttpError> {
     }
     if hosts > 1 {
         return Err(HttpError::BadRequest("duplicate Host header"));
+    }
+    if minor_version == 0 && chunked.is_some() {
+        // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+        return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
     }
     head.body = match (content_length, chunked) {
         (Some(_), Some(_)) => return Err(HttpError::BadRequest("both Content-Length and Transfer-Encoding")),
@@ -405,6 +421,9 @@ mod tests {
         assert!(h.keep_alive);
         let h = complete(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert!(h.keep_alive);
+        let h = complete(b"HEAD /events HTTP/1.1\nHost: pi\nAccept: text/html, text/event-stream;q=0.9\n\n");
+        assert!(h.accepts_event_stream && h.method == Method::Head);
+        assert!(!complete(b"GET /events HTTP/1.1\nHost: pi\nAccept: */*\n\n").accepts_event_stream);
     }
 
     #[test]
@@ -421,6 +440,7 @@ mod tests {
         assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"), Some(501));
         assert_eq!(bad(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), Some(400));
         assert_eq!(bad(b"GET / HTTP/1.1\r\n\r\n"), Some(400));
+        assert_eq!(bad(b"POST /events HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), Some(400));
         assert_eq!(bad(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), Some(400));
         assert_eq!(bad(b"GET / HTTP/2.0\r\n\r\n"), Some(505));
         assert_eq!(bad(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Some(505));

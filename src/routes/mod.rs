@@ -10,6 +10,7 @@ mod text;
 
 pub(crate) use auth::{Cors, cors_for};
 pub(crate) use status::{Census, write_error};
+
 pub use text::{StreamRequest, StreamRouteError};
 
 use crate::config::{Builtins, Config};
@@ -18,6 +19,7 @@ use crate::http::{Head, HttpError, Method, Params, Span};
 use crate::mem::Writer;
 use crate::publish::Hub;
 use crate::publish::handle::{Shared, StreamId};
+use crate::retry::RetryDelays;
 use crate::time::Millis;
 use std::sync::Arc;
 use text::StreamRoute;
@@ -64,6 +66,8 @@ pub(crate) struct Routes {
     max_clients: usize,
     /// The `retry:` line every event stream starts with; built once.
     retry_line: Vec<u8>,
+    /// For an EventSource a full server turns away: it comes back after a random delay.
+    retry: RetryDelays,
     builtins: Builtins,
     /// Request-scoped stream routes registered by the host program.
     host: Vec<StreamRoute>,
@@ -86,8 +90,8 @@ enum Target {
     Host(usize),
 }
 
-const ALLOW_EVENTS: &str = "GET, POST, OPTIONS";
-const ALLOW_GET: &str = "GET, OPTIONS";
+const ALLOW_EVENTS: &str = "GET, HEAD, POST, OPTIONS";
+const ALLOW_GET: &str = "GET, HEAD, OPTIONS";
 const ALLOW_POST: &str = "POST, OPTIONS";
 
 impl Routes {
@@ -98,6 +102,7 @@ impl Routes {
             cors_origins: config.cors_origins.clone(),
             max_clients: config.max_clients,
             retry_line: format!("retry: {}\n\n", config.retry_ms).into_bytes(),
+            retry: RetryDelays::new(config.retry_ms),
             builtins: config.builtins,
             host: Vec::new(),
             shared,
@@ -142,9 +147,24 @@ impl Routes {
         cors_for(&self.cors_origins, origin)
     }
 
-    /// Runs the handler for `req`.
+    /// Runs the handler for `req`. A HEAD gets what a GET would, without the body (RFC 9110
+    /// 9.3.2): for a stream route the head, then the close.
     pub fn route(&mut self, hub: &mut Hub, req: &mut Request) -> Result<Outcome, HttpError> {
-        let method = req.head.method;
+        let head_only = req.head.method == Method::Head;
+        let outcome = self.dispatch(hub, req, head_only)?;
+        if !head_only {
+            return Ok(outcome);
+        }
+        req.out.len = head_end(req.out.written());
+        let close = match outcome {
+            Outcome::Respond { close, .. } => close,
+            _ => true,
+        };
+        Ok(Outcome::Respond { close, body: &[] })
+    }
+
+    fn dispatch(&mut self, hub: &mut Hub, req: &mut Request, head_only: bool) -> Result<Outcome, HttpError> {
+        let method = if head_only { Method::Get } else { req.head.method };
         if method == Method::Options {
             return respond_preflight(self, req);
         }
@@ -181,6 +201,11 @@ impl Routes {
                 publish::publish(self, hub, req, &p, ["message", "clientId"])
             }
             (Target::Stream, Method::Get) => text::demo(self, req, &p),
+            // The host's handler would start producing for a client that wants no body.
+            (Target::Host(_), Method::Get) if head_only => {
+                stream_head(self, req)?;
+                Ok(Outcome::Host)
+            }
             (Target::Host(i), Method::Get) => text::host(self, i, req, &p),
             (Target::Stats, Method::Get) => status::stats(self, hub, req),
             (Target::Metrics, Method::Get) => status::metrics(self, hub, req),
@@ -188,6 +213,11 @@ impl Routes {
             _ => Err(HttpError::MethodNotAllowed(allow)),
         }
     }
+}
+
+/// Where a response's head ends in `out` (the whole of it when no blank line is found).
+pub(crate) fn head_end(out: &[u8]) -> usize {
+    out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |i| i + 4)
 }
 
 /// Query parameters, then (for forms) body fields, decoded in place.

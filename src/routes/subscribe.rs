@@ -8,7 +8,7 @@ use crate::mem::Writer;
 use crate::publish::{Hub, Resume};
 
 pub(super) fn subscribe(
-    routes: &Routes,
+    routes: &mut Routes,
     hub: &mut Hub,
     req: &mut Request,
     p: &Params,
@@ -37,7 +37,14 @@ pub(super) fn subscribe(
     let replacing = !client.is_empty() && hub.filters.find_client(client).is_some();
     if hub.subscribers >= routes.max_clients && !replacing {
         hub.stats.rejected_full += 1;
-        return Err(HttpError::Unavailable);
+        if !req.head.accepts_event_stream {
+            return Err(HttpError::Unavailable);
+        }
+        // Any status but 200 ends an EventSource for good (WHATWG): it gets a stream that
+        // only says when to come back, then ends, and it reconnects by itself.
+        log::warn!("stream refused: all {} subscriber slots in use; told the EventSource to retry", routes.max_clients);
+        routes.retry.put_line(&mut req.out).ok_or(TOO_LARGE)?;
+        return Ok(Outcome::Respond { close: true, body: &[] });
     }
     // An empty `topic=` (a form left blank) asks for nothing in particular.
     let topics = || p.all(input, "topic").filter(|t| !t.is_empty());

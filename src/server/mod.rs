@@ -86,7 +86,7 @@ impl Server {
             stream: secs_or_never(config.stream_timeout_secs),
         };
         let in_bytes = MAX_HEAD_BYTES + 3 * config.max_event_bytes + 1024;
-        let conns = Conns::new(slots, config.request_buffers, in_bytes, timeouts, shared.clone());
+        let conns = Conns::new(slots, config.request_buffers, in_bytes, timeouts, config.retry_ms, shared.clone());
         let first_seq =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
         let hub = Hub::new(config.history, config.max_event_bytes, slots, first_seq);

@@ -615,6 +615,23 @@ impl SseStream {
         )
     }
 
+    /// The stream ends with nothing but (at most) a `retry:` line first, as the server says
+    /// goodbye: true when EOF came that way within `timeout`.
+    pub fn ends_after_retry(&mut self, timeout: Duration) -> bool {
+        loop {
+            match self.next_frame(timeout) {
+                Ok(None) => return true,
+                Ok(Some(f)) if f.retry.is_some() && !f.is_event() => continue,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Like `connect`, as curl asks: `Accept: */*`, not an EventSource.
+    pub fn connect_as_curl(addr: SocketAddr, path: &str) -> io::Result<SseStream> {
+        Self::connect_raw(addr, format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n").as_bytes())
+    }
+
     pub fn connect_raw(addr: SocketAddr, request: &[u8]) -> io::Result<SseStream> {
         let s = TcpStream::connect_timeout(&addr, T)?;
         s.set_read_timeout(Some(T))?;
