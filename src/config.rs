@@ -6,6 +6,9 @@
 //! the environment.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use crate::publish::journal::Fsync;
 
 /// How a `--stdin` line maps to an event.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -81,6 +84,13 @@ pub struct Config {
     pub stdin_format: StdinFormat,
     /// Built-in routes that are on.
     pub builtins: Builtins,
+    /// `--history-file`: keep history in a journal on disk, so it survives restarts and power
+    /// loss; `None` keeps it in memory only.
+    pub history_file: Option<PathBuf>,
+    /// Bytes the journal's files may take on disk together.
+    pub history_file_bytes: u64,
+    /// When journal writes are forced to stable storage.
+    pub fsync: Fsync,
 }
 
 impl Default for Config {
@@ -103,6 +113,9 @@ impl Default for Config {
             stdin: false,
             stdin_format: StdinFormat::Lines,
             builtins: Builtins::default(),
+            history_file: None,
+            history_file_bytes: crate::publish::journal::DEFAULT_BUDGET,
+            fsync: Fsync::default(),
         }
     }
 }
@@ -148,6 +161,17 @@ const FLAGS: &[Flag] = &[
     Flag { name: "retry", value: "MS", help: "reconnection delay sent to clients in the 'retry:' line" },
     Flag { name: "max-event-bytes", value: "N", help: "largest event data a publish may carry (bigger: 413)" },
     Flag { name: "history", value: "N", help: "events kept for Last-Event-ID replay" },
+    Flag {
+        name: "history-file",
+        value: "PATH",
+        help: "keep history in a journal at PATH (segments PATH.N beside it), so it survives restarts",
+    },
+    Flag { name: "history-file-bytes", value: "N", help: "bytes the journal's files may take on disk" },
+    Flag {
+        name: "fsync",
+        value: "always|never|SECS",
+        help: "force journal writes to disk after each loop turn, never, or at most every SECS",
+    },
     Flag { name: "stream-timeout", value: "SECS", help: "end each stream cleanly after this long; 0 = never" },
     Flag {
         name: "head-timeout",
@@ -230,22 +254,27 @@ impl Config {
                     }
                     config.set(flag.name, &value).map_err(|e| ConfigError::Invalid(format!("--{name}: {e}")))?;
                 }
-                Some(other) => {
-                    return Err(ConfigError::Invalid(format!(
-                        "unexpected argument {} (see --help)",
-                        other.unexpected()
-                    )));
-                }
+                Some(other) => return Err(ConfigError::Invalid(format!("{} (see --help)", other.unexpected()))),
             }
         }
         Ok(config)
     }
 
+    /// The `TINYSSE_*` variables in `env` that name no setting (a typo in a systemd drop-in
+    /// would otherwise be ignored without a word).
+    pub fn unknown_env<E: IntoIterator<Item = (String, String)>>(env: E) -> Vec<String> {
+        env.into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| {
+                key.strip_prefix("TINYSSE_")
+                    .is_some_and(|rest| !FLAGS.iter().any(|f| f.name == rest.to_ascii_lowercase().replace('_', "-")))
+            })
+            .collect()
+    }
+
     fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         match name {
-            "listen" => {
-                self.listen = value.parse().map_err(|_| format!("'{value}' is not an address like 0.0.0.0:8080"))?
-            }
+            "listen" => self.listen = listen_addr(value)?,
             "max-clients" => self.max_clients = number(value, 1, 1 << 19)?,
             "heartbeat" => self.heartbeat_secs = number(value, 0, 86_400)?,
             "retry" => self.retry_ms = number(value, 0, 86_400_000)?,
@@ -256,6 +285,17 @@ impl Config {
             "keepalive-timeout" => self.keepalive_timeout_secs = number(value, 1, 86_400)?,
             "request-buffers" => self.request_buffers = number(value, 1, 1 << 16)?,
             "tick" => self.tick_secs = number(value, 0, 86_400)?,
+            "history-file" => {
+                if value.is_empty() {
+                    return Err("a path is needed".into());
+                }
+                self.history_file = Some(PathBuf::from(value));
+            }
+            "history-file-bytes" => self.history_file_bytes = number(value, 65_536, 1 << 40)?,
+            "fsync" => {
+                self.fsync = Fsync::parse(value)
+                    .ok_or_else(|| format!("'{value}' is not always, never or whole seconds from 1 to 86400"))?
+            }
             "stdin" => {
                 self.stdin = match value {
                     "" | "1" | "true" | "yes" | "on" => true,
@@ -286,6 +326,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `--listen`: an address like `0.0.0.0:8080` or `[::]:8080`, or the short forms people type:
+/// `8080` and `:8080` (every IPv4 address), `localhost:8080` (IPv4 loopback).
+fn listen_addr(value: &str) -> Result<SocketAddr, String> {
+    let port = value.strip_prefix(':').or_else(|| value.strip_prefix("localhost:")).unwrap_or(value);
+    let bad = || format!("'{value}' is not an address like 0.0.0.0:8080, :8080 or localhost:8080");
+    if port.len() != value.len() || value.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let ip = if value.starts_with("localhost:") { [127, 0, 0, 1] } else { [0, 0, 0, 0] };
+        return Ok(SocketAddr::from((ip, port)));
+    }
+    value.parse().map_err(|_| bad())
 }
 
 /// A token: printable ASCII without spaces, so it survives headers, queries and cookies.
@@ -324,6 +377,9 @@ fn help_text() -> String {
             "keepalive-timeout" => defaults.keepalive_timeout_secs.to_string(),
             "request-buffers" => defaults.request_buffers.to_string(),
             "tick" => defaults.tick_secs.to_string(),
+            "history-file" => "none (history in memory only)".into(),
+            "history-file-bytes" => defaults.history_file_bytes.to_string(),
+            "fsync" => "1".into(),
             "publish-token" | "subscribe-token" => "none".into(),
             "stdin" => "off".into(),
             "stdin-format" => "lines".into(),
@@ -381,6 +437,33 @@ mod tests {
             }
         }
         assert!(matches!(parse(&[], &[("TINYSSE_HISTORY", "x")]), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn listen_takes_the_short_forms() {
+        for (given, want) in [
+            ("8080", "0.0.0.0:8080"),
+            (":8080", "0.0.0.0:8080"),
+            ("localhost:8080", "127.0.0.1:8080"),
+            ("127.0.0.1:9", "127.0.0.1:9"),
+            ("[::1]:80", "[::1]:80"),
+        ] {
+            assert_eq!(parse(&["--listen", given], &[]).map(|c| c.listen.to_string()), Ok(want.to_string()), "{given}");
+        }
+        for bad in ["", ":", "localhost", "99999", ":x", "host:80"] {
+            assert!(matches!(parse(&["--listen", bad], &[]), Err(ConfigError::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_say_things_once_and_typos_in_the_environment_are_found() {
+        let Err(ConfigError::Invalid(msg)) = parse(&["-x"], &[]) else { panic!() };
+        assert_eq!(msg.matches("invalid option").count() + msg.matches("unexpected").count(), 1, "{msg}");
+        let Err(ConfigError::Invalid(msg)) = parse(&["extra-positional"], &[]) else { panic!() };
+        assert_eq!(msg.matches("unexpected argument").count(), 1, "{msg}");
+        let env = [("TINYSSE_MAX_CLIENT", "5"), ("TINYSSE_HISTORY_FILE", "/x"), ("PATH", "/bin")];
+        let unknown = Config::unknown_env(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(unknown, ["TINYSSE_MAX_CLIENT"]);
     }
 
     #[test]

@@ -81,12 +81,12 @@ mod routes;
 mod server;
 mod time;
 
-pub use config::{Builtins, Config, ConfigError, StdinFormat};
+pub use config::{Builtins, Config, ConfigError, Fsync, StdinFormat};
 pub use limits::QUEUE_LEN;
 pub use publish::PublishError;
 pub use publish::handle::{Event, EventId, Publisher, SendError, ShutdownHandle, StreamId};
 pub use routes::{StreamRequest, StreamRouteError};
-pub use server::Server;
+pub use server::{Server, StartError};
 
 /// The README's code blocks, compiled as doc-tests so that its snippets keep working.
 #[cfg(doctest)]

@@ -1,7 +1,7 @@
 //! The tinysse binary: flags and environment -> `Config` -> `Server::run`.
 
 use std::process::ExitCode;
-use tinysse::{Config, ConfigError, Server};
+use tinysse::{Config, ConfigError, Server, StartError};
 
 fn main() -> ExitCode {
     let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
@@ -35,11 +35,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for name in Config::unknown_env(std::env::vars()) {
+        log::warn!("{name} is not a tinysse setting (a typo?); ignored. See tinysse --help");
+    }
     let mut server = match Server::new(config) {
         Ok(server) => server,
         Err(e) => {
-            fatal(&format!("cannot listen: {e}"));
-            return ExitCode::FAILURE;
+            fatal(&e.to_string());
+            // A history file that cannot be used is a configuration error, like a bad flag.
+            return if matches!(e, StartError::HistoryFile(_)) { ExitCode::from(2) } else { ExitCode::FAILURE };
         }
     };
     if let Err(e) = server.handle_signals() {

@@ -56,6 +56,13 @@ static GLOBAL: Counting = Counting;
 static PHASE: AtomicU8 = AtomicU8::new(0);
 static COUNTED: AtomicU64 = AtomicU64::new(u64::MAX);
 
+fn journal_path() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("zero-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("history")
+}
+
 fn start_server() -> (SocketAddr, tinysse::Publisher, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
@@ -66,6 +73,11 @@ fn start_server() -> (SocketAddr, tinysse::Publisher, std::thread::JoinHandle<()
             stream_timeout_secs: 3,
             history: 16,
             request_buffers: 4,
+            // The history file is on: appending, its one write per turn, rotation (a small
+            // budget rotates often) and fdatasync must not allocate either.
+            history_file: Some(journal_path()),
+            history_file_bytes: 65_536,
+            fsync: tinysse::Fsync::Always,
             ..Default::default()
         };
         let mut server = tinysse::Server::new(config).expect("server starts");

@@ -103,8 +103,8 @@ pub(crate) struct Conn {
     write_blocked: bool,
     /// The peer's address is loopback (it may publish without a token).
     loopback: bool,
-    /// In the table's queue of connections whose turn ended with requests left.
-    queued: bool,
+    /// Which of the table's queues holds it, if one does (each holds a connection at most once).
+    queued: Queued,
     /// No request has been answered yet: silence is a head timeout, not a keep-alive one.
     fresh: bool,
     /// When the current state (or request) began.
@@ -113,6 +113,16 @@ pub(crate) struct Conn {
     last_write: Millis,
     /// Text: when the next /stream frame is due (`NEVER` for host streams, fed by the host).
     next_frame: Millis,
+}
+
+/// The table's queues a connection can wait in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Queued {
+    No,
+    /// Its turn ended with requests left (`Conns::ready`).
+    Ready,
+    /// Its answer waits for the turn's write to the history file (`Conns::after_journal`).
+    Journal,
 }
 
 /// Timeouts a connection's deadline depends on.
@@ -135,7 +145,7 @@ impl Conn {
             cursor: Cursor::default(),
             write_blocked: false,
             loopback,
-            queued: false,
+            queued: Queued::No,
             fresh: true,
             since: now,
             last_write: now,

@@ -3,7 +3,7 @@
 
 use super::io::{read_input, write_out};
 use super::table::{Conns, Ctx, Peer};
-use super::{Close, State};
+use super::{Close, Queued, State};
 use crate::http::{self, Framing, Head, HttpError, Method};
 use crate::mem::{BufId, Key, Writer};
 use crate::publish::Hub;
@@ -32,13 +32,16 @@ impl Conns {
     pub(super) fn drive_request(&mut self, key: Key, ctx: &mut Ctx, now: Millis) {
         let mut answered = 0;
         loop {
+            if ctx.hub.journal_pending() && self.slab.get(key).is_some_and(|c| c.queued == Queued::Journal) {
+                return; // its answer waits for the history file (`after_journal`)
+            }
             let Some(id) = self.write_pending(key, State::Request, ctx.hub, now) else { return };
             let Some(conn) = self.slab.get_mut(key) else { return };
             if answered == REQUESTS_PER_TURN || !ctx.pass.admits_publish(&ctx.hub.log) {
                 // Its turn is over. Each connection is queued at most once, so the queue, sized
                 // for every slot, never grows.
-                if !conn.queued {
-                    conn.queued = true;
+                if conn.queued == Queued::No {
+                    conn.queued = Queued::Ready;
                     self.ready.push_back(key);
                 }
                 return;
@@ -49,9 +52,15 @@ impl Conns {
             match self.handle_request(key, id, ctx, now) {
                 Step::Responded => {
                     answered += 1;
-                    if let Some(conn) = self.slab.get_mut(key) {
-                        conn.since = now;
-                        conn.fresh = false;
+                    let Some(conn) = self.slab.get_mut(key) else { return };
+                    conn.since = now;
+                    conn.fresh = false;
+                    if ctx.hub.journal_pending() && conn.queued == Queued::No {
+                        // An answer goes out only once the history file holds what it
+                        // acknowledges; the turn's one write comes at its end.
+                        conn.queued = Queued::Journal;
+                        self.after_journal.push_back(key);
+                        return;
                     }
                 }
                 Step::Upgraded => return,

@@ -3,7 +3,7 @@
 
 use super::io::{discard_input, is_loopback, reject_full};
 use super::text::Feeds;
-use super::{Close, Conn, State, Timeouts};
+use super::{Close, Conn, Queued, State, Timeouts};
 use crate::deliver::Pass;
 use crate::mem::{Key, Pool, Slab};
 use crate::publish::Hub;
@@ -34,6 +34,8 @@ pub(crate) struct Conns {
     waiting: VecDeque<Key>,
     /// Connections with requests left over from their turn (see `request::REQUESTS_PER_TURN`).
     pub(super) ready: VecDeque<Key>,
+    /// Connections whose answer waits for the turn's write to the history file.
+    pub(super) after_journal: VecDeque<Key>,
     pub(super) timeouts: Timeouts,
     /// No connection has a deadline before this.
     next_timer: Millis,
@@ -64,6 +66,7 @@ impl Conns {
             pool,
             waiting: VecDeque::with_capacity(slots),
             ready: VecDeque::with_capacity(slots),
+            after_journal: VecDeque::with_capacity(slots),
             timeouts,
             next_timer: Millis::NEVER,
             by_state: [0; 6],
@@ -200,10 +203,24 @@ impl Conns {
 
     /// Gives each connection that used up its turn the next one.
     pub fn serve_ready(&mut self, ctx: &mut Ctx, now: Millis) {
-        for _ in 0..self.ready.len() {
-            let Some(key) = self.ready.pop_front() else { return };
+        self.serve_queue(Queued::Ready, ctx, now);
+    }
+
+    /// Answers the connections whose publishes the history file now holds, and reads on.
+    pub fn serve_after_journal(&mut self, ctx: &mut Ctx, now: Millis) {
+        self.serve_queue(Queued::Journal, ctx, now);
+    }
+
+    /// Drives every connection that was in the queue when this began (those it queues again
+    /// wait for the next turn).
+    fn serve_queue(&mut self, which: Queued, ctx: &mut Ctx, now: Millis) {
+        fn queue(conns: &mut Conns, which: Queued) -> &mut VecDeque<Key> {
+            if which == Queued::Ready { &mut conns.ready } else { &mut conns.after_journal }
+        }
+        for _ in 0..queue(self, which).len() {
+            let Some(key) = queue(self, which).pop_front() else { return };
             let Some(conn) = self.slab.get_mut(key) else { continue };
-            conn.queued = false;
+            conn.queued = Queued::No;
             self.drive_request(key, ctx, now);
             self.rearm(key);
         }

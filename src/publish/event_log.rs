@@ -15,6 +15,25 @@ use super::sse::Frame;
 use crate::limits::{Fields, MAX_CLIENT, MAX_EVENT_NAME, MAX_ID, MAX_TOPIC};
 use crate::mem::writer::format_u64;
 
+/// Marks the ids one run of the server gives: a number below `RUN_TAGS` drawn at random at
+/// start. An id is the decimal number `seq × RUN_TAGS + tag`, so ids stay plain decimal and
+/// strictly increase with `seq` (within a run, and across restarts with a history file, where
+/// `seq` continues), while an id from another run or another instance (another tag) is never
+/// found in this history, even where sequence numbers overlap: it gets `gap`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RunTag(u64);
+
+/// Run tags there are (the last six digits of an id).
+const RUN_TAGS: u64 = 1_000_000;
+
+impl RunTag {
+    pub fn random() -> RunTag {
+        use std::hash::{BuildHasher, Hasher};
+        let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        RunTag(r % RUN_TAGS)
+    }
+}
+
 /// Routing bytes kept per entry: topic, then target client.
 const ROUTE_BYTES: usize = MAX_TOPIC + MAX_CLIENT;
 
@@ -85,6 +104,8 @@ pub(crate) struct EventLog {
     len: usize,
     /// Sequence number of the oldest retained event (or of the next one, when empty).
     first_seq: u64,
+    /// This run's id tag.
+    tag: RunTag,
     /// How many of the newest events Last-Event-ID can find (`--history`).
     replay: usize,
 }
@@ -92,7 +113,7 @@ pub(crate) struct EventLog {
 impl EventLog {
     /// `history` events are replayable; `byte_budget` bounds their wire bytes. `first_seq` is the
     /// first id handed out: taking it from the clock keeps ids of different runs apart.
-    pub fn new(history: usize, byte_budget: usize, first_seq: u64) -> EventLog {
+    pub fn new(history: usize, byte_budget: usize, first_seq: u64, tag: RunTag) -> EventLog {
         let slots = history + SLACK_ENTRIES;
         EventLog {
             // Zeroed allocations come straight from the OS and stay non-resident until written.
@@ -102,6 +123,7 @@ impl EventLog {
             oldest: 0,
             len: 0,
             first_seq,
+            tag,
             replay: history,
         }
     }
@@ -142,8 +164,8 @@ impl EventLog {
             return Err(PushError::FieldTooLong);
         }
         let seq = self.next_seq();
-        let mut digits = [0u8; 20];
-        let id = if p.id.is_empty() { format_u64(seq, &mut digits) } else { p.id };
+        let mut own = [0u8; 20];
+        let id = if p.id.is_empty() { self.own_id(seq, &mut own) } else { p.id };
         let frame = Frame { id, event: p.event, data: p.data };
         let needed = frame.encoded_len();
         if needed > self.bytes.len() {
@@ -173,6 +195,11 @@ impl EventLog {
         route[MAX_TOPIC..MAX_TOPIC + p.client.len()].copy_from_slice(p.client);
         self.len += 1;
         Ok(seq)
+    }
+
+    /// The id the server gives event `seq` (see `RunTag`). Fits a u64 up to 1.8 × 10^13 events.
+    fn own_id<'b>(&self, seq: u64, buf: &'b mut [u8; 20]) -> &'b [u8] {
+        format_u64(seq.saturating_mul(RUN_TAGS).saturating_add(self.tag.0), buf)
     }
 
     /// Where `needed` bytes fit without evicting, if anywhere.
@@ -255,6 +282,21 @@ impl EventLog {
         self.next_seq().saturating_sub(self.replay as u64).max(self.first_seq)
     }
 
+    /// Where a new subscriber asking for its last `n` events starts: the newest `n` replayable
+    /// events it may see (`visible`), oldest first.
+    pub fn last(&self, n: usize, visible: impl Fn(&View) -> bool) -> u64 {
+        let from = self.first_replayable();
+        let mut start = self.next_seq();
+        let mut found = 0;
+        while found < n && start > from {
+            start -= 1;
+            if self.get(start).is_some_and(|v| visible(&v)) {
+                found += 1;
+            }
+        }
+        start
+    }
+
     /// Where a subscriber that last saw `last_id` continues.
     pub fn resume(&self, last_id: &[u8]) -> Resume {
         let from = self.first_replayable();
@@ -272,40 +314,49 @@ impl EventLog {
 mod tests {
     use super::*;
 
+    const TAG: RunTag = RunTag(4242);
+
+    fn log(history: usize, bytes: usize, first_seq: u64) -> EventLog {
+        EventLog::new(history, bytes, first_seq, TAG)
+    }
+
     fn push(log: &mut EventLog, data: &str) -> u64 {
         log.push(&Fields { data: data.as_bytes(), ..Default::default() }).unwrap()
     }
 
     #[test]
-    fn ids_are_sequence_numbers_unless_given() {
-        let mut log = EventLog::new(4, 1024, 100);
+    fn ids_are_sequence_numbers_with_the_run_tag_unless_given() {
+        let mut log = log(4, 1024, 100);
         assert_eq!(push(&mut log, "a"), 100);
         let seq = log.push(&Fields { id: b"x7", data: b"b", topic: b"t", client: b"c", ..Default::default() }).unwrap();
         assert_eq!(seq, 101);
         let v = log.get(100).unwrap();
-        assert_eq!((v.wire, v.id), (&b"id: 100\ndata: a\n\n"[..], &b"100"[..]));
+        assert_eq!((v.wire, v.id), (&b"id: 100004242\ndata: a\n\n"[..], &b"100004242"[..]));
         let v = log.get(101).unwrap();
         assert_eq!((v.id, v.topic, v.client), (&b"x7"[..], &b"t"[..], &b"c"[..]));
     }
 
     #[test]
     fn evicts_by_count_and_resumes() {
-        let mut log = EventLog::new(2, 4096, 1);
+        let mut log = log(2, 4096, 1);
         for i in 0..100 {
             push(&mut log, &format!("e{i}"));
         }
         assert_eq!(log.next_seq(), 101);
         assert!(log.first_seq() <= 99);
         assert_eq!(log.first_replayable(), 99);
-        assert_eq!(log.resume(b"99"), Resume::After(100));
-        assert_eq!(log.resume(b"100"), Resume::After(101));
-        assert_eq!(log.resume(b"98"), Resume::Gap { from: 99 });
+        assert_eq!(log.resume(b"99004242"), Resume::After(100));
+        assert_eq!(log.resume(b"100004242"), Resume::After(101));
+        assert_eq!(log.resume(b"98004242"), Resume::Gap { from: 99 });
         assert_eq!(log.resume(b"nope"), Resume::Gap { from: 99 });
+        // The same sequence number from another run (or instance) is not this event.
+        assert_eq!(log.resume(b"99004243"), Resume::Gap { from: 99 });
+        assert_eq!(log.resume(b"99"), Resume::Gap { from: 99 });
     }
 
     #[test]
     fn evicts_by_bytes_and_never_corrupts() {
-        let mut log = EventLog::new(1000, 300, 1);
+        let mut log = log(1000, 400, 1);
         for i in 0..5000u64 {
             let data = "x".repeat((i as usize * 7) % 90);
             let seq = push(&mut log, &data);
@@ -313,18 +364,18 @@ mod tests {
             for s in log.first_seq()..log.next_seq() {
                 let v = log.get(s).unwrap();
                 let text = std::str::from_utf8(v.wire).unwrap();
-                assert!(text.starts_with(&format!("id: {s}\ndata: ")), "{text:?}");
+                assert!(text.starts_with(&format!("id: {s}004242\ndata: ")), "{text:?}");
                 assert!(text.ends_with("\n\n"));
-                assert_eq!(text.len(), 13 + s.to_string().len() + ((s - 1) as usize * 7) % 90);
+                assert_eq!(text.len(), 19 + s.to_string().len() + ((s - 1) as usize * 7) % 90);
             }
             assert!(log.get(seq).is_some());
         }
-        assert!(log.retained_bytes() <= 300);
+        assert!(log.retained_bytes() <= 400);
     }
 
     #[test]
     fn live_window_stays_at_the_front() {
-        let mut log = EventLog::new(4, 1 << 20, 1);
+        let mut log = log(4, 1 << 20, 1);
         for _ in 0..10_000 {
             push(&mut log, "0123456789");
         }
@@ -340,7 +391,7 @@ mod tests {
 
     #[test]
     fn too_large_and_too_long_fields_are_refused() {
-        let mut log = EventLog::new(4, 64, 1);
+        let mut log = log(4, 64, 1);
         assert_eq!(log.push(&Fields { data: &[b'x'; 100], ..Default::default() }), Err(PushError::TooLarge));
         assert_eq!(log.push(&Fields { topic: &[b't'; 65], ..Default::default() }), Err(PushError::FieldTooLong));
         assert!(log.is_empty());

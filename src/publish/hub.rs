@@ -1,10 +1,15 @@
 //! The hub: where every source of events (HTTP, `Publisher`, `Server::publish`, ticks, stdin)
 //! publishes. It checks the field rules, routes targeted events to a connected client, appends
-//! to the event log and counts; delivery to subscribers happens later, in the fan-out pass.
+//! to the event log (and its journal on disk, with `--history-file`) and counts; delivery to
+//! subscribers happens later, in the fan-out pass.
 
-use super::event_log::{EventLog, PushError, SLACK_ENTRIES};
+use super::event_log::{EventLog, PushError, RunTag, SLACK_ENTRIES};
 use super::filter::Filters;
+use super::journal::{Journal, OpenError, Options, Record};
+use crate::config::Config;
 use crate::limits::{FieldError, Fields, MAX_ID};
+use crate::time::Millis;
+use log::{info, warn};
 
 /// Counters reported by /stats and /metrics.
 #[derive(Copy, Clone, Debug, Default)]
@@ -66,21 +71,67 @@ pub(crate) struct Hub {
     /// Connections streaming events (subscribers).
     pub subscribers: usize,
     max_event_bytes: usize,
+    /// `--history-file`: every event of history is also appended here.
+    journal: Option<Journal>,
+    /// Events the history file could not take since the last warning.
+    journal_dropped: u64,
+    /// When a history-file error was last logged (rate limiting: once a second).
+    journal_warned: Option<Millis>,
 }
 
 impl Hub {
-    /// A hub for `slots` connections, keeping `history` events of at most `max_event_bytes`.
-    pub fn new(history: usize, max_event_bytes: usize, slots: usize, first_seq: u64) -> Hub {
+    /// A hub for `slots` connections, keeping `config.history` events; with a history file,
+    /// the history is loaded from it and ids continue after its last event.
+    pub fn new(config: &Config, slots: usize) -> Result<Hub, OpenError> {
+        let (history, max_event_bytes) = (config.history, config.max_event_bytes);
         let budget = (history + SLACK_ENTRIES) * (max_event_bytes.min(64 * 1024) + 256);
         // The largest possible frame (every data byte a line break) must fit too.
-        let largest = 7 * max_event_bytes + 2 * MAX_ID + 64;
-        Hub {
-            log: EventLog::new(history, budget.max(2 * largest), first_seq),
+        let bytes = budget.max(2 * (7 * max_event_bytes + 2 * MAX_ID + 64));
+        let tag = RunTag::random();
+        let mut log = EventLog::new(history, bytes, 1, tag);
+        let journal = match &config.history_file {
+            None => None,
+            Some(path) => {
+                let options = Options {
+                    path: path.clone(),
+                    budget_bytes: config.history_file_bytes,
+                    fsync: config.fsync,
+                    max_data: max_event_bytes,
+                };
+                let (journal, loaded) = Journal::open(options, |r| {
+                    // Records come in one unbroken run; should one not fit (a smaller
+                    // --max-event-bytes than when it was written), start again after it.
+                    if log.next_seq() != r.seq {
+                        log = EventLog::new(history, bytes, r.seq, tag);
+                    }
+                    let f = Fields { id: r.id, event: r.event, data: r.data, topic: r.topic, client: r.client };
+                    if log.push(&f).is_err() {
+                        log = EventLog::new(history, bytes, r.seq + 1, tag);
+                    }
+                })?;
+                if let Some(last) = loaded.last_seq.filter(|&last| log.next_seq() != last + 1) {
+                    log = EventLog::new(history, bytes, last + 1, tag);
+                }
+                info!(
+                    "history file {}: {} events loaded ({} replayable), next id {}",
+                    path.display(),
+                    loaded.records,
+                    log.replayable(),
+                    log.next_seq()
+                );
+                Some(journal)
+            }
+        };
+        Ok(Hub {
+            log,
             filters: Filters::new(slots),
             stats: Stats::default(),
             subscribers: 0,
             max_event_bytes,
-        }
+            journal,
+            journal_dropped: 0,
+            journal_warned: None,
+        })
     }
 
     /// Checks and appends an event, returning its sequence number; a targeted event needs its
@@ -96,6 +147,39 @@ impl Hub {
             PushError::FieldTooLong => PublishError::Invalid("field too long"),
         })?;
         self.stats.published += 1;
+        if let (Some(journal), Some(v)) = (&mut self.journal, self.log.get(seq)) {
+            let r = Record { seq, id: v.id, event: p.event, topic: p.topic, client: p.client, data: p.data };
+            if journal.append(&r).is_err() {
+                // Only while writes keep failing; `write_journal` reports it.
+                self.journal_dropped += 1;
+            }
+        }
         Ok(seq)
+    }
+
+    /// Events are published but not yet written to the history file: answers to their
+    /// publishers wait until `write_journal`, so an acknowledged event survives kill -9.
+    pub fn journal_pending(&self) -> bool {
+        self.journal.as_ref().is_some_and(Journal::has_batch)
+    }
+
+    /// The loop turn's one write to the history file (and fdatasync, as `--fsync` says).
+    pub fn write_journal(&mut self, now: Millis) {
+        let Some(journal) = &mut self.journal else { return };
+        let Err(e) = journal.flush(now.0) else { return };
+        if self.journal_warned.is_some_and(|at| now < at.after(Millis(1000))) {
+            return;
+        }
+        let dropped = std::mem::take(&mut self.journal_dropped);
+        warn!(
+            "history file {}: {e} ({dropped} events not written since the last warning); still serving from memory",
+            journal.path().display()
+        );
+        self.journal_warned = Some(now);
+    }
+
+    /// When the history file needs the loop again (a due fdatasync, a retry).
+    pub fn journal_deadline(&self) -> Millis {
+        self.journal.as_ref().map_or(Millis::NEVER, |j| Millis(j.deadline()))
     }
 }

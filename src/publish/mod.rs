@@ -5,6 +5,7 @@ pub(crate) mod event_log;
 pub(crate) mod filter;
 pub(crate) mod handle;
 pub(crate) mod hub;
+pub(crate) mod journal;
 pub(crate) mod sse;
 
 pub(crate) use event_log::{EventLog, Resume};

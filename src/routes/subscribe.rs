@@ -5,6 +5,7 @@ use super::{Outcome, Request, Routes, TOO_LARGE, stream_head};
 use crate::http::{HttpError, Params};
 use crate::limits::{CLIENT_ID_RULE, MAX_ID, valid_client_id};
 use crate::mem::Writer;
+use crate::publish::event_log::View;
 use crate::publish::{Hub, Resume};
 
 pub(super) fn subscribe(
@@ -52,13 +53,22 @@ pub(super) fn subscribe(
     if filtered {
         hub.filters.set(req.stream.slot, client, topics()).map_err(|e| HttpError::BadRequest(e.message()))?;
     }
-    let (cursor, gap) = if last_id.is_empty() {
-        (hub.log.next_seq(), false)
-    } else {
+    let last_n = match p.get(input, "last") {
+        None => None,
+        Some(v) => Some(parse_count(v).ok_or(HttpError::BadRequest("last must be a whole number of events"))?),
+    };
+    let (cursor, gap) = if !last_id.is_empty() {
         match hub.log.resume(last_id) {
             Resume::After(seq) => (seq, false),
             Resume::Gap { from } => (from, true),
         }
+    } else if let Some(n) = last_n {
+        // A new page asking for recent history: the last n events this subscriber may see.
+        let (filters, slot) = (&hub.filters, req.stream.slot);
+        let visible = |v: &View| if filtered { filters.admits(slot, v) } else { v.client.is_empty() };
+        (hub.log.last(n, visible), false)
+    } else {
+        (hub.log.next_seq(), false)
     };
     let w = &mut req.out;
     w.put(&routes.retry_line).ok_or(TOO_LARGE)?;
@@ -67,6 +77,14 @@ pub(super) fn subscribe(
         gap_event(w, last_id, oldest).ok_or(TOO_LARGE)?;
     }
     Ok(Outcome::Subscribe { cursor, filtered })
+}
+
+/// A count of events: digits only, capped (history never holds more than 2^20 anyway).
+fn parse_count(v: &[u8]) -> Option<usize> {
+    if v.is_empty() || v.len() > 7 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0usize, |n, &d| n * 10 + usize::from(d - b'0')))
 }
 
 /// `event: gap`: the events after `last_id` are no longer kept; replay starts at `oldest`

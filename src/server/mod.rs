@@ -40,6 +40,57 @@ const EVENTS: usize = 1024;
 /// few for thousands of subscribers connecting at once.
 const BACKLOG: i32 = 4096;
 
+/// Why a server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The address cannot be listened on (in use, not an address of this machine, a port
+    /// below 1024 without the right).
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// `max_clients` is over what the connection slab can index.
+    TooManyClients,
+    /// The history file cannot be used: another server holds it, it is not a journal, or it
+    /// cannot be read or written; the text names the file.
+    HistoryFile(String),
+    /// Setting up the poller failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::TooManyClients => write!(f, "max-clients too large (at most {})", MAX_CAPACITY - RESERVE_SLOTS),
+            StartError::HistoryFile(why) => write!(f, "history file: {why}"),
+            StartError::Io(e) => write!(f, "cannot start: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Listen { source, .. } | StartError::Io(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// So that `?` works in a host's `fn main() -> std::io::Result<()>`.
+impl From<StartError> for io::Error {
+    fn from(e: StartError) -> io::Error {
+        let kind = match &e {
+            StartError::Listen { source, .. } | StartError::Io(source) => source.kind(),
+            _ => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, e.to_string())
+    }
+}
+
 /// A tinysse server: build it from a `Config`, then `run()` it or call `poll()` from your own
 /// loop.
 pub struct Server {
@@ -62,18 +113,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket and allocates everything the server will ever use.
-    pub fn new(config: Config) -> io::Result<Server> {
+    /// Binds the listening socket, loads the history file (if any) and allocates everything
+    /// the server will ever use.
+    pub fn new(config: Config) -> Result<Server, StartError> {
         let slots = config.max_clients + RESERVE_SLOTS;
         if slots > MAX_CAPACITY {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "max-clients too large"));
+            return Err(StartError::TooManyClients);
         }
-        let poll = Poll::new()?;
-        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let poll = Poll::new().map_err(StartError::Io)?;
+        let waker = mio::Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?;
         let shared = Shared::new(waker, config.max_event_bytes, slots);
-        let mut listener = TcpListener::bind(config.listen)?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let local_addr = listener.local_addr()?;
+        let listen = config.listen;
+        let mut listener = TcpListener::bind(listen).map_err(|source| StartError::Listen { addr: listen, source })?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(StartError::Io)?;
+        let local_addr = listener.local_addr().map_err(StartError::Io)?;
         // SAFETY: listen(2) on a socket we own, already listening: it only raises the backlog.
         if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), BACKLOG) } != 0 {
             warn!("cannot raise the listen backlog: {}", io::Error::last_os_error());
@@ -87,9 +140,7 @@ impl Server {
         };
         let in_bytes = MAX_HEAD_BYTES + 3 * config.max_event_bytes + 1024;
         let conns = Conns::new(slots, config.request_buffers, in_bytes, timeouts, config.retry_ms, shared.clone());
-        let first_seq =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
-        let hub = Hub::new(config.history, config.max_event_bytes, slots, first_seq);
+        let hub = Hub::new(&config, slots).map_err(|e| StartError::HistoryFile(e.to_string()))?;
         let stdin = if config.stdin { sources::open_stdin(&poll, &config) } else { None };
         Ok(Server {
             poll,
@@ -184,9 +235,9 @@ impl Server {
         let now = self.clock.now();
         // Work left from the last turn: connections with requests waiting, or a fan-out pass
         // due (under way, or events published since the last one began, by anyone).
-        let busy = self.conns.has_ready() || self.pass.is_due(&self.hub.log);
-        let next =
-            if busy { now } else { self.conns.next_deadline().min(self.accept.retry_at()).min(self.ticker.next()) };
+        let busy = self.conns.has_ready() || self.pass.is_due(&self.hub.log) || self.hub.journal_pending();
+        let timers = self.conns.next_deadline().min(self.hub.journal_deadline());
+        let next = if busy { now } else { timers.min(self.accept.retry_at()).min(self.ticker.next()) };
         let wait = match (timeout, next.is_never()) {
             (t, true) => t,
             (None, false) => Some(next.until(now)),
@@ -228,6 +279,10 @@ impl Server {
         if self.ticker.next() <= now {
             self.tick(now);
         }
+        // The turn's one write to the history file, then the answers to the publishes it holds.
+        self.hub.write_journal(now);
+        let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
+        self.conns.serve_after_journal(&mut ctx, now);
         self.conns.fan_out(&mut self.hub, &mut self.pass, now);
         let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
         self.conns.serve_waiting(&mut ctx, now);
