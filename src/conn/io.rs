@@ -2,12 +2,9 @@
 //! draining input nobody will read, and the answer to a connection that got no slot.
 
 use super::Close;
-use crate::http::response;
-use crate::mem::{BufId, Pool, Writer};
-use crate::retry::RetryDelays;
+use crate::mem::{BufId, Pool};
 use mio::net::TcpStream;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::Shutdown;
 
 /// Writes the buffer's pending output, then its static body; `Ok(true)` when all is written.
 pub(super) fn write_out(sock: &mut TcpStream, pool: &mut Pool, id: BufId) -> io::Result<bool> {
@@ -66,43 +63,6 @@ pub(super) fn discard_input(sock: &mut TcpStream) -> Result<usize, Close> {
             Err(_) => return Err(Close::ReadFailed),
         }
     }
-}
-
-/// Answers a connection that got no slot, without ever holding one: 503, or for an
-/// EventSource (whose request already arrived and asks for `text/event-stream`) a 200 stream
-/// that only says when to retry, since any other status would end it for good.
-pub(super) fn reject_full(sock: &mut TcpStream, retry: &mut RetryDelays) {
-    // Read what already arrived, so closing sends FIN, not a reset that could eat the answer.
-    let mut scratch = [0u8; 2048];
-    let mut seen = 0;
-    loop {
-        match sock.read(&mut scratch[seen..]) {
-            Ok(n) if n > 0 && seen + n < scratch.len() => seen += n,
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    let _ = discard_input(sock);
-    if asks_for_event_stream(&scratch[..seen]) {
-        let mut out = [0u8; 256];
-        let mut w = Writer::new(&mut out);
-        let _ = w
-            .put(response::STREAM_HEAD)
-            .and_then(|_| w.put(b"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n"))
-            .and_then(|_| retry.put_line(&mut w));
-        let _ = sock.write(w.written());
-    } else {
-        let _ = sock.write(response::FULL);
-    }
-    let _ = sock.shutdown(Shutdown::Write);
-}
-
-/// Whether the start of a request is a GET whose `Accept` names `text/event-stream`.
-fn asks_for_event_stream(bytes: &[u8]) -> bool {
-    let lower = |b: &u8| b.to_ascii_lowercase();
-    let needle = b"text/event-stream";
-    bytes.starts_with(b"GET ") && bytes.windows(needle.len()).any(|w| w.iter().map(lower).eq(needle.iter().copied()))
 }
 
 /// 127.0.0.0/8, ::1, and IPv4-mapped loopback (a dual-stack listener's view of 127.0.0.1).

@@ -14,11 +14,13 @@
 //! the event log.
 
 mod io;
+mod lobby;
 mod request;
 mod subscriber;
 mod table;
 mod text;
 
+pub(crate) use lobby::Lobby;
 pub(crate) use table::{Conns, Ctx};
 
 use crate::deliver::Cursor;

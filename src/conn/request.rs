@@ -187,25 +187,27 @@ impl Conns {
     /// method and path when the request line could be read.
     fn refuse(&mut self, key: Key, id: BufId, e: HttpError, head: Option<Head>, ctx: &mut Ctx) -> Step {
         let (state, input, out) = self.pool.parts(id);
-        if let Some(conn) = self.slab.get(key) {
-            let peer = Peer(conn, key);
-            let (status, why) = (e.status() as u16, e.message());
-            match head {
-                // Browsers ask for an icon on their own; a missing one is not the operator's problem.
-                Some(h) if h.path.of(input) == b"/favicon.ico" && status == 404 => {
-                    debug!("{peer}: {} /favicon.ico 404", lossy(h.method_token.of(input)))
-                }
-                Some(h) => {
-                    warn!("{peer}: {} {}: {status} {why}", lossy(h.method_token.of(input)), lossy(h.path.of(input)))
-                }
-                None => warn!("{peer}: {status} {why}"),
-            }
-        }
         let cors = ctx.routes.cors(head.and_then(|h| h.origin).map(|o| o.of(input)));
         let mut w = Writer::new(out);
         write_error(&mut w, e, cors);
         if head.is_some_and(|h| h.method == Method::Head) {
             w.len = head_end(w.written());
+        }
+        if let Some(conn) = self.slab.get(key) {
+            let peer = Peer(conn, key);
+            let (status, why, bytes) = (e.status() as u16, e.message(), w.len);
+            match head {
+                Some(h) => {
+                    let (method, path) = (lossy(h.method_token.of(input)), lossy(h.path.of(input)));
+                    // Browsers ask for an icon on their own; a missing one is not the operator's
+                    // problem, so it gets only the access line.
+                    if !(path == "/favicon.ico" && status == 404) {
+                        warn!("{peer}: {method} {path}: {status} {why}");
+                    }
+                    debug!("{peer}: {method} {path} {status} {bytes}");
+                }
+                None => warn!("{peer}: {status} {why}"),
+            }
         }
         state.out_pos = 0;
         state.out_len = w.len as u32;

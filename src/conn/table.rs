@@ -1,7 +1,8 @@
 //! The connection table: every connection in a fixed slab, the request buffers they borrow,
 //! and every state transition, made here through one `set_state`.
 
-use super::io::{discard_input, is_loopback, reject_full};
+use super::Lobby;
+use super::io::{discard_input, is_loopback};
 use super::text::Feeds;
 use super::{Close, Conn, Queued, State, Timeouts};
 use crate::deliver::Pass;
@@ -45,6 +46,8 @@ pub(crate) struct Conns {
     freed: bool,
     /// Each stream the server ends is told a random reconnection delay.
     pub(super) retry: RetryDelays,
+    /// Connections refused for lack of a slot, waiting for the head that decides the answer.
+    pub lobby: Lobby,
     /// Host streams are marked closed here, so their `Publisher` learns it.
     pub(super) shared: Arc<Shared>,
 }
@@ -72,6 +75,7 @@ impl Conns {
             by_state: [0; 6],
             freed: false,
             retry: RetryDelays::new(retry_ms),
+            lobby: Lobby::new(),
             shared,
         }
     }
@@ -115,11 +119,15 @@ impl Conns {
     }
 
     /// Takes in a new connection, or answers 503 when every slot is busy.
-    pub fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr, registry: &Registry, ctx: &mut Ctx, now: Millis) {
+    pub fn admit(&mut self, sock: TcpStream, peer: SocketAddr, registry: &Registry, ctx: &mut Ctx, now: Millis) {
         if self.slab.is_full() && !self.evict_idlest(ctx.hub) {
-            reject_full(&mut sock, &mut self.retry);
+            // It waits in the lobby, without a slot, for the head that decides its answer.
             ctx.hub.stats.rejected_full += 1;
-            warn!("{peer}: 503, all {} connection slots in use", self.slab.capacity());
+            warn!(
+                "{peer}: all {} connection slots in use; refused (503, or retry for an EventSource)",
+                self.slab.capacity()
+            );
+            self.lobby.enter(sock, registry, ctx.routes, now);
             return;
         }
         let _ = sock.set_nodelay(true);

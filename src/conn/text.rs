@@ -10,14 +10,16 @@ use crate::mem::{BufId, Key, Pool};
 use crate::publish::Hub;
 use crate::publish::handle::StreamId;
 use crate::publish::sse::Frame;
+use crate::routes::DEMO_TEXT;
 use crate::time::Millis;
 use log::warn;
 
 /// Where a text stream's frames come from.
 #[derive(Copy, Clone, Debug, Default)]
 pub(super) enum Feed {
-    /// The /stream demo: the text still to send (decoded in the input part) and the delay.
-    Demo { text: Span, delay_ms: u32 },
+    /// The /stream demo: the text still to send (in the input part, where it was decoded, or
+    /// in `DEMO_TEXT` when `builtin`) and the delay.
+    Demo { text: Span, builtin: bool, delay_ms: u32 },
     /// The host program, through `Publisher::send_frame`.
     #[default]
     Host,
@@ -35,8 +37,20 @@ impl Feeds {
 }
 
 impl Conns {
-    pub(super) fn become_demo(&mut self, key: Key, id: BufId, text: Span, delay_ms: u32, hub: &mut Hub, now: Millis) {
-        self.feeds.by_buffer[id as usize] = Feed::Demo { text, delay_ms };
+    pub(super) fn become_demo(
+        &mut self,
+        key: Key,
+        id: BufId,
+        text: Option<Span>,
+        delay_ms: u32,
+        hub: &mut Hub,
+        now: Millis,
+    ) {
+        let (text, builtin) = match text {
+            Some(span) => (span, false),
+            None => (Span::new(0, DEMO_TEXT.len()), true),
+        };
+        self.feeds.by_buffer[id as usize] = Feed::Demo { text, builtin, delay_ms };
         self.set_state(key, State::Text, now);
         if let Some(conn) = self.slab.get_mut(key) {
             conn.next_frame = now;
@@ -60,12 +74,12 @@ impl Conns {
         loop {
             let Some(id) = self.write_pending(key, State::Text, hub, now) else { return };
             let Some(conn) = self.slab.get_mut(key) else { return };
-            let Feed::Demo { text, delay_ms } = self.feeds.by_buffer[id as usize] else { return };
+            let Feed::Demo { text, builtin, delay_ms } = self.feeds.by_buffer[id as usize] else { return };
             if conn.next_frame > now {
                 return; // the demo's next character is not due yet
             }
             let (_, input, _) = self.pool.parts(id);
-            let rest = text.of(input);
+            let rest = text.of(if builtin { DEMO_TEXT } else { input });
             let used = next_char(rest);
             let mut frame = [0u8; 4];
             frame[..used].copy_from_slice(&rest[..used]);
@@ -75,7 +89,7 @@ impl Conns {
                 return; // output full: written out first, then the loop comes back here
             }
             let rest = Span { start: text.start + used as u32, end: text.end };
-            self.feeds.by_buffer[id as usize] = Feed::Demo { text: rest, delay_ms };
+            self.feeds.by_buffer[id as usize] = Feed::Demo { text: rest, builtin, delay_ms };
             self.pool.state(id).close_after = done;
             conn.next_frame = if delay_ms == 0 { now } else { now.after(Millis(u64::from(delay_ms))) };
         }

@@ -11,6 +11,7 @@ mod text;
 pub(crate) use auth::{Cors, cors_for};
 pub(crate) use status::{Census, write_error};
 
+pub(crate) use text::DEMO_TEXT;
 pub use text::{StreamRequest, StreamRouteError};
 
 use crate::config::{Builtins, Config};
@@ -33,9 +34,9 @@ pub(crate) enum Outcome {
     /// The connection is now a subscriber starting at event `cursor`; its filter (when
     /// `filtered`) is set in `Filters`.
     Subscribe { cursor: u64, filtered: bool },
-    /// The connection is now the /stream demo: `text` (decoded in the input part) one
-    /// character every `delay_ms`, then `[DONE]`.
-    Demo { text: Span, delay_ms: u32 },
+    /// The connection is now the /stream demo: `text` (decoded in the input part; `None`:
+    /// `DEMO_TEXT`) one character every `delay_ms`, then `[DONE]`.
+    Demo { text: Option<Span>, delay_ms: u32 },
     /// The connection is now a host stream, fed by the host program, whose handler has been
     /// told its `StreamId`.
     Host,
@@ -140,6 +141,11 @@ impl Routes {
         }
         self.host.push(StreamRoute { path: path.to_string(), handler });
         Ok(())
+    }
+
+    /// Writes a `retry:` line with a random delay in `[retry, 2 x retry)`.
+    pub fn retry_line(&mut self, w: &mut Writer) -> Option<()> {
+        self.retry.put_line(w)
     }
 
     /// The CORS headers a response to a request with this `Origin` carries.

@@ -2,7 +2,7 @@
 //! (a text one character at a time, then `[DONE]`) and the host program's stream routes.
 
 use super::{Outcome, Request, Routes, stream_head};
-use crate::http::{HttpError, Params, Span};
+use crate::http::{HttpError, Params};
 use crate::limits::{MAX_STREAM_DELAY_MS, MAX_STREAM_TEXT};
 use crate::publish::handle::StreamId;
 
@@ -50,19 +50,13 @@ impl<'a> StreamRequest<'a> {
     }
 }
 
+/// What `/stream` sends without `text=`.
+pub(crate) const DEMO_TEXT: &[u8] = b"Hello World";
+
 /// `/stream?text=..&delay_ms=..`.
 pub(super) fn demo(routes: &Routes, req: &mut Request, p: &Params) -> Result<Outcome, HttpError> {
-    let input: &[u8] = req.input;
-    let text = match p.span(input, "text") {
-        Some(span) => span,
-        None => {
-            // The default text goes where the request line was: the head is no longer needed.
-            const DEFAULT: &[u8] = b"Hello World";
-            req.input[..DEFAULT.len()].copy_from_slice(DEFAULT);
-            Span::new(0, DEFAULT.len())
-        }
-    };
-    if text.len() > MAX_STREAM_TEXT {
+    let text = p.span(req.input, "text");
+    if text.is_some_and(|t| t.len() > MAX_STREAM_TEXT) {
         return Err(HttpError::BadRequest("text longer than 4096 bytes"));
     }
     let delay_ms = match p.get(req.input, "delay_ms") {

@@ -8,7 +8,7 @@ mod sources;
 mod stdin;
 
 use crate::config::Config;
-use crate::conn::{Conns, Ctx, Timeouts};
+use crate::conn::{Conns, Ctx, Lobby, Timeouts};
 use crate::deliver::Pass;
 use crate::limits::{MAX_HEAD_BYTES, RESERVE_SLOTS};
 use crate::mem::Key;
@@ -236,7 +236,7 @@ impl Server {
         // Work left from the last turn: connections with requests waiting, or a fan-out pass
         // due (under way, or events published since the last one began, by anyone).
         let busy = self.conns.has_ready() || self.pass.is_due(&self.hub.log) || self.hub.journal_pending();
-        let timers = self.conns.next_deadline().min(self.hub.journal_deadline());
+        let timers = self.conns.next_deadline().min(self.hub.journal_deadline()).min(self.conns.lobby.next_deadline());
         let next = if busy { now } else { timers.min(self.accept.retry_at()).min(self.ticker.next()) };
         let wait = match (timeout, next.is_never()) {
             (t, true) => t,
@@ -257,6 +257,10 @@ impl Server {
                 WAKER => self.on_wake(now),
                 STDIN => self.on_stdin(),
                 token => {
+                    if let Some(seat) = Lobby::seat_of(token) {
+                        self.conns.lobby.on_readable(seat, self.poll.registry(), &mut self.routes, now);
+                        continue;
+                    }
                     let Some(key) = Key::from_token(token) else { continue };
                     let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                     let writable = event.is_writable() || event.is_write_closed();
@@ -273,6 +277,7 @@ impl Server {
         self.conns.serve_waiting(&mut ctx, now);
         self.conns.serve_ready(&mut ctx, now);
         self.conns.run_timers(&mut ctx, now);
+        self.conns.lobby.run_timers(self.poll.registry(), &mut self.routes, now);
         if self.accept.retry_at() <= now {
             self.accept_ready(now);
         }
