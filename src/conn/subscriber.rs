@@ -11,10 +11,6 @@ use crate::publish::sse::HEARTBEAT;
 use crate::time::Millis;
 use log::{info, warn};
 
-/// Subscribers written per loop turn during a fan-out pass. Between two chunks the loop reads
-/// and answers new publishes, and later chunks carry those events in the same writev.
-const PASS_CHUNK: usize = 512;
-
 impl Conns {
     pub(super) fn become_subscriber(&mut self, key: Key, cursor: u64, filtered: bool, hub: &mut Hub, now: Millis) {
         // Looked up before this connection becomes a subscriber, so only an older one matches.
@@ -100,16 +96,17 @@ impl Conns {
         }
     }
 
-    /// The fan-out pass: writes every subscriber that has events it has not received, once, in
-    /// chunks of `PASS_CHUNK` per loop turn.
-    pub fn fan_out(&mut self, hub: &mut Hub, pass: &mut Pass, now: Millis) {
-        let Some(start) = pass.start(&hub.log) else { return };
+    /// The fan-out pass: writes every subscriber that has events it has not received, once.
+    /// Writes at most `slice` of them per call and says whether the pass is done; the loop
+    /// decides between two slices whether to go on or to yield to waiting peers first.
+    pub fn fan_out(&mut self, hub: &mut Hub, pass: &mut Pass, now: Millis, slice: usize) -> bool {
+        let Some(start) = pass.start(&hub.log) else { return true };
         let (first, next) = (hub.log.first_seq(), hub.log.next_seq());
         let mut written = 0;
         for index in start..self.slab.capacity() {
-            if written == PASS_CHUNK {
+            if written == slice {
                 pass.pause(index);
-                return;
+                return false;
             }
             let Some(key) = self.slab.key_at(index) else { continue };
             let Some(conn) = self.slab.get(key) else { continue };
@@ -124,5 +121,6 @@ impl Conns {
             written += 1;
         }
         pass.finish();
+        true
     }
 }
