@@ -11,17 +11,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use util::{SseStream, T, run_bounded, secs};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The Debian suite of the throwaway roots: Raspberry Pi OS bookworm's base.
-const SUITE: &str = "bookworm";
+/// The Debian suites of the throwaway roots: the bases of Raspberry Pi OS bookworm and of the
+/// current Raspberry Pi OS, trixie.
+const SUITES: &[&str] = &["bookworm", "trixie"];
 /// What the packages depend on, the same on every architecture. Written out rather than left
 /// to dpkg-shlibdeps, which gives cross builds `libc6:arm64 (>= 2.36)`, the cross toolchain's
 /// glibc; `binary_needs_only` keeps it true of the binaries.
-const DEPENDS: &str = "libc6 (>= 2.34), libgcc-s1, systemd | systemd-standalone-sysusers | systemd-sysusers";
+const DEPENDS: &str = "libc6 (>= 2.34), libgcc-s1, passwd, systemd | systemd-standalone-sysusers | systemd-sysusers";
 /// Flags that other work in progress adds; accepted in /etc/default/tinysse before `--help` lists
 /// them, with the defaults they will have. Empty this once `--help` shows them.
 const PENDING_FLAGS: &[(&str, &str)] = &[("history-file", "none"), ("history-file-bytes", "8388608"), ("fsync", "1")];
@@ -302,21 +303,26 @@ fn default_file_lists_every_flag_with_its_default() {
 // Throwaway Debian roots
 // ---------------------------------------------------------------------------
 
-/// A minimal Debian with systemd and curl, made once by mmdebstrap and kept as a tarball.
-fn base_tarball() -> &'static Path {
-    static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        let tar = work_dir().join(format!("{SUITE}-systemd.tar"));
-        if !tar.exists() {
-            let partial = tar.with_extension("tar.partial");
-            ok(
-                Duration::from_secs(900),
-                &["mmdebstrap", "--quiet", "--variant=apt", "--include=systemd,curl", SUITE, partial.to_str().unwrap()],
-            );
-            std::fs::rename(&partial, &tar).expect("rename tarball");
-        }
-        tar
-    })
+/// What the roots have beyond apt's minimal system: the package's dependencies (`dpkg -i`
+/// installs none) and curl for the requests made inside.
+const BASE_PACKAGES: &str = "systemd,passwd,curl";
+
+/// A minimal Debian of `suite`, made once by mmdebstrap and kept as a tarball under target/.
+fn base_tarball(suite: &str) -> PathBuf {
+    static MADE: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    let tar = work_dir().join(format!("{suite}-{}.tar", BASE_PACKAGES.replace(',', "-")));
+    if !tar.exists() {
+        // mmdebstrap picks the output format from the name: keep .tar last.
+        let partial = tar.with_extension("partial.tar");
+        let include = format!("--include={BASE_PACKAGES}");
+        ok(
+            Duration::from_secs(900),
+            &["mmdebstrap", "--quiet", "--variant=apt", &include, suite, partial.to_str().unwrap()],
+        );
+        std::fs::rename(&partial, &tar).expect("rename tarball");
+    }
+    tar
 }
 
 /// A fresh root from the tarball, deleted on drop.
@@ -325,13 +331,15 @@ struct Root {
 }
 
 impl Root {
-    fn new(name: &str) -> Root {
+    fn new(suite: &str, name: &str) -> Root {
         require_root();
-        let path = work_dir().join(format!("root-{name}-{}", std::process::id()));
+        let path = work_dir().join(format!("root-{suite}-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
-        ok(Duration::from_secs(300), &["tar", "-C", path.to_str().unwrap(), "-xf", base_tarball().to_str().unwrap()]);
-        Root { path }
+        // Made before the extraction, so that a failed one is cleaned up too.
+        let root = Root { path };
+        ok(Duration::from_secs(300), &["tar", "-C", root.str(), "-xf", base_tarball(suite).to_str().unwrap()]);
+        root
     }
 
     fn str(&self) -> &str {
@@ -377,8 +385,14 @@ impl Root {
 }
 
 /// Paths that change by themselves in a booted container (logs, dpkg's and systemd's own
-/// bookkeeping of time and randomness).
+/// bookkeeping of time and randomness), and the backups (`/etc/shadow-`...) that the account
+/// tools write whenever they change a database: systemd-sysusers made them on trixie, userdel
+/// rewrites them on every suite. `Root::accounts` checks the databases themselves.
 const VOLATILE: &[&str] = &[
+    "etc/passwd-",
+    "etc/group-",
+    "etc/shadow-",
+    "etc/gshadow-",
     "proc/",
     "sys/",
     "dev/",
@@ -451,8 +465,15 @@ fn expected_version() -> String {
 
 #[test]
 fn installs_and_purges_where_systemd_is_not_running() {
+    for suite in SUITES {
+        eprintln!("== {suite}");
+        install_and_purge_without_systemd(suite);
+    }
+}
+
+fn install_and_purge_without_systemd(suite: &str) {
     let deb = amd64_deb();
-    let root = Root::new("dpkg");
+    let root = Root::new(suite, "dpkg");
     let before = root.snapshot();
     let accounts = root.accounts();
     let deb = deb.to_str().unwrap();
@@ -580,13 +601,24 @@ impl Drop for Container {
             let _ = self.nspawn.kill();
             let _ = self.nspawn.wait();
         }
+        // The console log is kept for a failed test only.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
 #[test]
 fn runs_enabled_and_started_under_systemd_until_purged() {
+    for suite in SUITES {
+        eprintln!("== {suite}");
+        run_under_systemd_until_purged(suite);
+    }
+}
+
+fn run_under_systemd_until_purged(suite: &str) {
     let deb = amd64_deb();
-    let root = Root::new("boot");
+    let root = Root::new(suite, "boot");
     let inside = copy_deb_into(&root, deb);
     let container = Container::boot(&root);
     let before = root.snapshot();
