@@ -183,7 +183,15 @@ fn amd64_package_holds_the_binary_units_user_and_settings() {
     eprintln!("{}", files.join("\n"));
     assert_eq!(files, CONTENTS, "dpkg-deb --contents {}", deb.display());
 
-    binary_needs_only(&target_dir().join("release/tinysse"));
+    binary_needs_only(&unpack(deb, "amd64").join("usr/bin/tinysse"));
+}
+
+/// `dpkg-deb --extract` into target/deb-test/unpacked-NAME.
+fn unpack(deb: &Path, name: &str) -> PathBuf {
+    let dir = work_dir().join(format!("unpacked-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    ok(T, &["dpkg-deb", "--extract", deb.to_str().unwrap(), dir.to_str().unwrap()]);
+    dir
 }
 
 /// The binary links only libc (at most GLIBC_2.34) and libgcc_s: what `DEPENDS` promises.
@@ -706,10 +714,7 @@ fn arm64_and_armhf_packages_run_under_qemu() {
         assert_eq!(field(&deb, "Depends"), DEPENDS);
         assert_eq!(contents(&deb), amd64, "{arch} holds other files than amd64");
 
-        let unpacked = work_dir().join(format!("unpacked-{arch}"));
-        let _ = std::fs::remove_dir_all(&unpacked);
-        ok(T, &["dpkg-deb", "--extract", deb.to_str().unwrap(), unpacked.to_str().unwrap()]);
-        let bin = unpacked.join("usr/bin/tinysse");
+        let bin = unpack(&deb, arch).join("usr/bin/tinysse");
         binary_needs_only(&bin);
         let bin = bin.to_str().unwrap();
         let version = ok(Duration::from_secs(60), &[qemu, "-L", sysroot, bin, "--version"]);
