@@ -312,8 +312,9 @@ fn default_file_lists_every_flag_with_its_default() {
 // ---------------------------------------------------------------------------
 
 /// What the roots have beyond apt's minimal system: the package's dependencies (`dpkg -i`
-/// installs none) and curl for the requests made inside.
-const BASE_PACKAGES: &str = "systemd,passwd,curl";
+/// installs none), curl for the requests made inside, and a broker and its clients for
+/// tinysse-mqtt.service.
+const BASE_PACKAGES: &str = "systemd,passwd,curl,mosquitto,mosquitto-clients";
 
 /// A minimal Debian of `suite`, made once by mmdebstrap and kept as a tarball under target/.
 fn base_tarball(suite: &str) -> PathBuf {
@@ -528,6 +529,9 @@ struct Container {
 
 impl Container {
     fn boot(root: &Root) -> Container {
+        // mmdebstrap writes no /etc/hosts, which every installed system has; without it
+        // `mosquitto_sub -h localhost` cannot resolve the broker.
+        std::fs::write(root.file("etc/hosts"), "127.0.0.1 localhost\n::1 localhost\n").unwrap();
         let log = work_dir().join(format!("nspawn-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).unwrap();
         let nspawn = Command::new("systemd-nspawn")
@@ -591,6 +595,28 @@ impl Container {
         self.run(T, &["systemctl", verb, unit]).1.trim().to_string()
     }
 
+    fn wait_active(&self, unit: &str) {
+        let deadline = Instant::now() + T;
+        while self.systemctl("is-active", unit) != "active" {
+            let log = || self.run(T, &["journalctl", "--no-pager", "-u", unit]).1;
+            assert!(Instant::now() < deadline, "{unit} did not start:\n{}", log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Polls `url` with the container's curl until it answers (bounded); returns the body.
+    fn wait_http(&self, url: &str) -> String {
+        let deadline = Instant::now() + T;
+        loop {
+            let (up, body, err) = self.run(T, &["curl", "-sS", "--fail", "--max-time", "2", url]);
+            if up {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "{url} in the container: {err}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The overall exposure `systemd-analyze security` gives the unit (0 = best, 10 = worst).
     fn exposure(&self, unit: &str) -> f64 {
         let out = self.ok(Duration::from_secs(60), &["systemd-analyze", "security", "--no-pager", unit]);
@@ -635,15 +661,7 @@ fn run_under_systemd_until_purged(suite: &str) {
     container.ok(Duration::from_secs(120), &["dpkg", "-i", &inside]);
     assert_eq!(container.systemctl("is-enabled", "tinysse.service"), "enabled");
     assert_eq!(container.systemctl("is-enabled", "tinysse-mqtt.service"), "disabled");
-    let deadline = Instant::now() + T;
-    while container.systemctl("is-active", "tinysse.service") != "active" {
-        assert!(
-            Instant::now() < deadline,
-            "tinysse.service did not start:\n{}",
-            container.run(T, &["journalctl", "--no-pager", "-u", "tinysse"]).1
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    container.wait_active("tinysse.service");
     assert_eq!(container.systemctl("is-active", "tinysse-mqtt.service"), "inactive");
 
     // It runs as the package's user, with the state directory that user owns.
@@ -682,6 +700,25 @@ fn run_under_systemd_until_purged(suite: &str) {
         let exposure = container.exposure(unit);
         assert!(exposure <= 1.5, "{unit}: systemd-analyze security exposure {exposure}, expected at most 1.5");
     }
+
+    // The MQTT variant instead, as docs/raspberry-pi.md section 5 says: a message on the local
+    // broker reaches a subscriber through `mosquitto_sub | tinysse`, inside the same sandbox.
+    container.ok(T, &["systemctl", "disable", "--now", "tinysse.service"]);
+    container.ok(T, &["systemctl", "enable", "--now", "tinysse-mqtt.service"]);
+    container.wait_active("tinysse-mqtt.service");
+    container.wait_http("http://127.0.0.1:8080/stats");
+    container.ok(T, &["mosquitto_pub", "-h", "localhost", "-t", "sensors/kitchen", "-m", r#"{"t":21.5}"#]);
+    let deadline = Instant::now() + T;
+    while !container.wait_http("http://127.0.0.1:8080/stats").contains(r#""published": 1"#) {
+        assert!(Instant::now() < deadline, "the MQTT message was not published");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Subscribed after the publish: an unknown Last-Event-ID replays what history holds.
+    let (_, stream, _) = container.run(
+        Duration::from_secs(30),
+        &["curl", "-sS", "-N", "--max-time", "3", "http://127.0.0.1:8080/events?topic=sensors/*&lastEventId=0"],
+    );
+    assert!(stream.contains("data: {\"t\":21.5}\n"), "tinysse-mqtt served: {stream:?}");
 
     assert_removed_then_purged(
         &root,
