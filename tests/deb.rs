@@ -682,8 +682,16 @@ fn run_under_systemd_until_purged(suite: &str) {
     let id = container.ok(T, &["curl", "-sS", "--fail", "-d", "data=from the package", "http://127.0.0.1:8080/events"]);
     assert!(!id.trim().is_empty() && id.trim().bytes().all(|b| b.is_ascii_digit()), "publish answered {id:?}");
     if help_defaults().contains_key("history-file") {
-        // /etc/default/tinysse sets --history-file: the event is in the journal on disk.
-        let journal = std::fs::metadata(root.file("var/lib/tinysse/history")).expect("the history file");
+        // /etc/default/tinysse sets --history-file: the journal is on disk (within one --fsync
+        // period, 1 s by default), in the state directory, the service user's.
+        let deadline = Instant::now() + T;
+        let journal = loop {
+            match std::fs::metadata(root.file("var/lib/tinysse/history")) {
+                Ok(m) if m.len() > 0 => break m,
+                _ => assert!(Instant::now() < deadline, "no /var/lib/tinysse/history after a publish"),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         assert_eq!(journal.uid().to_string(), tinysse_uid);
     } else {
         // Until the journal exists, a file stands in for it: purge must remove a full directory.
