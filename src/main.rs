@@ -27,7 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(ConfigError::Version) => {
-            println!("tinysse {}", env!("CARGO_PKG_VERSION"));
+            println!("tinysse {} ({})", env!("CARGO_PKG_VERSION"), env!("TINYSSE_BUILD_TARGET"));
             return ExitCode::SUCCESS;
         }
         Err(ConfigError::Invalid(msg)) => {
