@@ -2034,10 +2034,9 @@ mod tests {
 
     #[test]
     fn track_counts() {
-        let mut t = Track::default();
-        let mut bits = [0u64; 1];
+        let (mut t, mut bits, mut next) = (Track::default(), [0u64; 1], [0u64; 1]);
         for seq in [0, 1, 3, 2, 2, 5, 9] {
-            t.record(&mut bits, &mut [0], Some((seq, 0)), 8);
+            t.record(&mut bits, &mut next, Some((seq, 0)), 8);
         }
         assert_eq!((t.distinct, t.dup, t.reordered, t.malformed), (5, 1, 1, 1));
         // Two publishers (even and odd seqs): their events interleave freely, but each one's
