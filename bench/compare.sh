@@ -1,31 +1,50 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: tinysse and its peers (nginx+nchan, axum, Go net/http, Node http), one
-# after another, each on its own port on 127.0.0.1, each run against the load generator
-# (examples/loadgen.rs) with N=1000 and N=10000 subscribers. A fresh server for every run.
-# Prints a markdown table at the end (also written to $OUT/table.md).
+# Side-by-side benchmark: tinysse and its peers (nginx+nchan, axum, Go net/http, Node http), each
+# on its own port on 127.0.0.1, each run against the load generator (examples/loadgen.rs) with
+# N=1000 and N=10000 subscribers, in each publisher mode, REPEATS times. A fresh server for every
+# run; the servers alternate (for each repeat, N and mode, every server runs once before the next
+# mode), so a slow spell of the shared machine does not land on one server only.
+# Prints a markdown table at the end (also written to $OUT/table.md): per server, the best and the
+# median over the repeats.
 #   bash bench/setup.sh && bash bench/compare.sh
 # Environment (all optional):
-#   E1K=2000 E10K=500     events published in the 1k / 10k runs
+#   REPEATS=3             runs of every (server, N, mode)
+#   MODES="pipelined wait1 wait4"   publisher modes: pipelined (one connection, --window requests
+#                         in flight), waitK (K connections at once, each waiting for its answer
+#                         before the next POST: --publish-mode wait --publishers K)
+#   E1K=2000 E10K=500     events published in the pipelined 1k / 10k runs
+#   W1K=500 W10K=100      events published in the waiting (waitK) 1k / 10k runs, in all
 #   NS="1000 10000"       subscriber counts to run (the table knows 1000 and 10000)
 #   PEERS="tinysse nchan axum go node"
-#   SIZE=64 IDLE_SECS=5   event size, idle window measured by the loadgen
+#   SIZE=64               event size
+#   IDLE_SECS=5           idle window measured by the loadgen in the pipelined runs (RSS, wakeups)
+#   WAIT_IDLE_SECS=0      idle window in the waiting runs (the table takes idle figures from the
+#                         pipelined runs)
 #   PHASE_TIMEOUT=180     the loadgen's --timeout, per phase (its own default, 60 s, is too short
 #                         for the slower peers to deliver 10k x 500 events on 2 cores)
 #   RUN_TIMEOUT=420       seconds one loadgen run may take before it is killed
 #   TINYSSE_ARGS          extra tinysse flags, e.g. "--history 4096"
-#   BASE_PORT=18100       ports BASE_PORT+10*peer+run
+#   BASE_PORT=18100       run k (counted from 1) listens on BASE_PORT+k
 #   OUT=/tmp/tinysse-bench/<date>   logs, per-run JSON, table.md
 #   CARGO_TARGET_DIR      the main crate's target dir (default ./target)
 #   AXUM_TARGET           the axum peer's target dir (default /tmp/bench-axum-target)
 #   LOADGEN               a prebuilt load generator to use instead of building examples/loadgen
-#   LOADGEN_ARGS          extra loadgen flags, e.g. "--timeout 120" (its per-phase limit, 60 s)
+#   LOADGEN_ARGS          extra loadgen flags for every run, e.g. "--timeout 120" (not --window with
+#                         waiting modes, which have exactly one request in flight)
+# A full run at the defaults (3 repeats x 5 servers x 2 N x 3 modes = 90 runs) took about
+# 30 minutes on the 2-core machine of BENCHMARKS.md; REPEATS=1 about a third of that.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 cd "$root"
 
+REPEATS=${REPEATS:-3}
+MODES=${MODES:-"pipelined wait1 wait4"}
 E1K=${E1K:-2000}
 E10K=${E10K:-500}
+W1K=${W1K:-500}
+W10K=${W10K:-100}
+WAIT_IDLE_SECS=${WAIT_IDLE_SECS:-0}
 NS=${NS:-"1000 10000"}
 PEERS=${PEERS:-"tinysse nchan axum go node"}
 SIZE=${SIZE:-64}
@@ -90,15 +109,16 @@ port_answers() {
   [ -n "$code" ] && [ "$code" != 000 ]
 }
 
-# start_server NAME PORT N: starts the peer in a new session/process group; sets SERVER_PID and
-# MEASURE_PID (the pid the loadgen samples: the server process, for nginx its one worker).
+# start_server NAME PORT TAG: starts the peer in a new session/process group; sets SERVER_PID and
+# MEASURE_PID (the pid the loadgen samples: the server process, for nginx its one worker); logs go
+# to $OUT/TAG.server.log.
 start_server() {
-  local name=$1 port=$2 n=$3 logf="$OUT/$1-$3.server.log"
+  local name=$1 port=$2 tag=$3 logf="$OUT/$3.server.log"
   local -a cmd
   case $name in
     # shellcheck disable=SC2206 # TINYSSE_ARGS is split into flags on purpose
     tinysse) cmd=("$tinysse_bin" --listen "127.0.0.1:$port" --max-clients 12000 --heartbeat 0 ${TINYSSE_ARGS:-}) ;;
-    nchan)   cmd=(bash "$here/nchan/run.sh" "$port" "$OUT/nchan-$n.run") ;;
+    nchan)   cmd=(bash "$here/nchan/run.sh" "$port" "$OUT/$tag.run") ;;
     axum)    cmd=("$axum_target/release/ssebench-axum" "$port") ;;
     go)      cmd=("$here/go/bin/ssebench-go" "$port") ;;
     node)    cmd=(node "$here/node/server.mjs" "$port") ;;
@@ -149,46 +169,79 @@ peer_available() {
 }
 
 # --- the runs --------------------------------------------------------------------------------
-log "results in $OUT"
-pi=0
+# mode_args MODE: the loadgen flags of a publisher mode.
+mode_args() {
+  case $1 in
+    pipelined) echo "--publish-mode pipelined" ;;
+    wait[0-9]*) echo "--publish-mode wait --publishers ${1#wait}" ;;
+    *) return 1 ;;
+  esac
+}
+for mode in $MODES; do
+  mode_args "$mode" >/dev/null || { log "unknown mode $mode (pipelined or waitK, e.g. wait4)"; exit 1; }
+done
+avail=()
 for peer in $PEERS; do
-  pi=$((pi + 1))
-  if ! peer_available "$peer"; then
+  if peer_available "$peer"; then
+    avail+=("$peer")
+  else
     log "$peer: not installed/built (run bash bench/setup.sh); skipped"
-    continue
   fi
-  ni=0
+done
+[ ${#avail[@]} -gt 0 ] || { log "no server to run"; exit 1; }
+
+log "results in $OUT"
+run=0
+total_runs=$(( REPEATS * ${#avail[@]} * $(wc -w <<<"$NS") * $(wc -w <<<"$MODES") ))
+for r in $(seq "$REPEATS"); do
   for n in $NS; do
-    ni=$((ni + 1))
-    port=$((BASE_PORT + 10 * pi + ni))
-    if [ "$n" -ge 10000 ]; then e=$E10K; else e=$E1K; fi
-    rm -f "$OUT/$peer-$n.json"
-    log "$peer: N=$n E=$e on port $port"
-    if ! start_server "$peer" "$port" "$n"; then
-      echo '{"error": "server did not start"}' >"$OUT/$peer-$n.json"
-      continue
-    fi
-    t0=$(date +%s)
-    rc=0
-    timeout --kill-after=10 "$RUN_TIMEOUT" "$loadgen_bin" \
-      --url "http://127.0.0.1:$port" --subscribers "$n" --events "$e" --size "$SIZE" \
-      --pid "$MEASURE_PID" --idle-secs "$IDLE_SECS" --timeout "$PHASE_TIMEOUT" --json ${LOADGEN_ARGS:-} \
-      >"$OUT/$peer-$n.loadgen.out" 2>"$OUT/$peer-$n.loadgen.err" </dev/null || rc=$?
-    stop_server
-    line=$(grep -v '^[[:space:]]*$' "$OUT/$peer-$n.loadgen.out" | tail -1 || true)
-    if printf '%s' "$line" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d, dict)' 2>/dev/null; then
-      printf '%s\n' "$line" >"$OUT/$peer-$n.json"
-      log "$peer: N=$n done in $(( $(date +%s) - t0 )) s (loadgen exit $rc): $line"
-    else
-      printf '{"error": "loadgen exit %s, no JSON"}\n' "$rc" >"$OUT/$peer-$n.json"
-      log "$peer: N=$n FAILED (loadgen exit $rc; see $OUT/$peer-$n.loadgen.err)"
-      tail -5 "$OUT/$peer-$n.loadgen.err" >&2 || true
-    fi
-    sleep 1   # let the sockets of the last run close
+    for mode in $MODES; do
+      for peer in "${avail[@]}"; do
+        run=$((run + 1))
+        port=$((BASE_PORT + run))
+        if [ "$mode" = pipelined ]; then
+          if [ "$n" -ge 10000 ]; then e=$E10K; else e=$E1K; fi
+          idle=$IDLE_SECS
+        else
+          if [ "$n" -ge 10000 ]; then e=$W10K; else e=$W1K; fi
+          idle=$WAIT_IDLE_SECS
+        fi
+        tag="$peer-$n-$mode-r$r"
+        rm -f "$OUT/$tag.json"
+        log "[$run/$total_runs] $peer: N=$n $mode E=$e repeat $r on port $port"
+        if ! start_server "$peer" "$port" "$tag"; then
+          echo '{"error": "server did not start"}' >"$OUT/$tag.json"
+          continue
+        fi
+        t0=$(date +%s)
+        rc=0
+        # shellcheck disable=SC2046 # mode_args is split into flags on purpose
+        timeout --kill-after=10 "$RUN_TIMEOUT" "$loadgen_bin" \
+          --url "http://127.0.0.1:$port" --subscribers "$n" --events "$e" --size "$SIZE" \
+          --pid "$MEASURE_PID" --idle-secs "$idle" --timeout "$PHASE_TIMEOUT" --json \
+          $(mode_args "$mode") ${LOADGEN_ARGS:-} \
+          >"$OUT/$tag.loadgen.out" 2>"$OUT/$tag.loadgen.err" </dev/null || rc=$?
+        stop_server
+        line=$(grep -v '^[[:space:]]*$' "$OUT/$tag.loadgen.out" | tail -1 || true)
+        if printf '%s' "$line" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d, dict)' 2>/dev/null; then
+          printf '%s\n' "$line" >"$OUT/$tag.json"
+          log "$tag done in $(( $(date +%s) - t0 )) s (loadgen exit $rc): $(python3 -c '
+import json,sys
+d=json.loads(sys.argv[1])
+f=lambda k: d.get(k)
+print("answers/s", f("answers_per_sec"), "deliveries/s", f("deliveries_per_sec"), "missing", f("missing"))' "$line")"
+        else
+          printf '{"error": "loadgen exit %s, no JSON"}\n' "$rc" >"$OUT/$tag.json"
+          log "$tag FAILED (loadgen exit $rc; see $OUT/$tag.loadgen.err)"
+          tail -5 "$OUT/$tag.loadgen.err" >&2 || true
+        fi
+        sleep 1   # let the sockets of the last run close
+      done
+    done
   done
 done
 
 secs=$(( $(date +%s) - t_start ))
-python3 "$here/table.py" "$OUT" --e1k "$E1K" --e10k "$E10K" --size "$SIZE" --idle-secs "$IDLE_SECS" \
-  --total-secs "$secs" --tinysse-args "${TINYSSE_ARGS:-}" | tee "$OUT/table.md"
+python3 "$here/table.py" "$OUT" --e1k "$E1K" --e10k "$E10K" --w1k "$W1K" --w10k "$W10K" --size "$SIZE" \
+  --idle-secs "$IDLE_SECS" --total-secs "$secs" --tinysse-args "${TINYSSE_ARGS:-}" | tee "$OUT/table.md"
 log "total $secs s; logs and JSON in $OUT"

@@ -1,22 +1,38 @@
 #!/usr/bin/env python3
-"""Turns the per-run JSON lines that compare.sh collected ($OUT/<peer>-<N>.json) into one
-markdown table: rows are metrics, columns are tinysse and its peers; each peer cell has its
-value and its ratio against tinysse (peer / tinysse)."""
+"""Turns the per-run JSON lines that compare.sh collected ($OUT/<peer>-<N>-<mode>-r<k>.json) into
+markdown tables: one per publisher mode (rows are metrics at 1k and 10k subscribers, columns are
+tinysse and its peers), and one for the figures that do not depend on the mode (idle RSS, connect
+time, wakeups; from the pipelined runs). Each cell is `best / median` over the repeats, and a
+peer's cell ends with its median's ratio to tinysse's median (peer / tinysse)."""
 import argparse
 import json
 import os
 import platform
+import re
+import statistics
 
 PEERS = [("tinysse", "tinysse"), ("nchan", "nchan"), ("axum", "axum"), ("go", "Go"), ("node", "Node")]
+NS = (1000, 10000)
+NAME = re.compile(r"^(?P<peer>[a-z]+)-(?P<n>\d+)-(?P<mode>[a-z]+\d*)-r(?P<rep>\d+)\.json$")
 
 
-def load(out, peer, n):
-    try:
-        with open(os.path.join(out, f"{peer}-{n}.json")) as f:
-            d = json.loads(f.read().strip() or "{}")
-    except (OSError, ValueError):
-        return None
-    return d
+def load_all(out):
+    """{(peer, n, mode): [run dict, ...]} in repeat order; a run that failed is {"error": ...}."""
+    runs = {}
+    for name in sorted(os.listdir(out)):
+        m = NAME.match(name)
+        if not m:
+            continue
+        try:
+            with open(os.path.join(out, name)) as f:
+                d = json.loads(f.read().strip() or "{}")
+        except (OSError, ValueError):
+            d = {"error": "unreadable"}
+        if not isinstance(d, dict):
+            d = {"error": "not an object"}
+        key = (m["peer"], int(m["n"]), m["mode"])
+        runs.setdefault(key, []).append((int(m["rep"]), d))
+    return {k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in runs.items()}
 
 
 def num(d, key):
@@ -41,12 +57,12 @@ def fmt_rate(v):
     if v >= 1e6:
         return f"{v / 1e6:.2f} M/s"
     if v >= 1e3:
-        return f"{v / 1e3:.0f} k/s"
+        return f"{v / 1e3:.1f} k/s"
     return f"{v:.0f}/s"
 
 
 def fmt_ms(v):
-    return f"{v:.1f} ms" if v >= 1 else f"{v:.2f} ms"
+    return f"{v:.1f} ms" if v >= 1 else f"{v:.3f} ms"
 
 
 def fmt_s(v):
@@ -65,95 +81,154 @@ def ratio(v, base):
     return f" (×{v / base:.2f})"
 
 
+def summary(runs, key, higher_better):
+    """(best, median, runs with a value, failed runs, any incomplete) of `key` over the runs."""
+    vals = [num(d, key) for d in runs]
+    vals = [v for v in vals if v is not None]
+    failed = sum(1 for d in runs if "error" in d)
+    inc = any(incomplete(d) for d in runs)
+    if not vals:
+        return None, None, 0, failed, inc
+    best = max(vals) if higher_better else min(vals)
+    return best, statistics.median(vals), len(vals), failed, inc
+
+
+def cell(runs, key, fmt, higher_better, base_median, is_base, busy_metric):
+    if not runs:
+        return "—"
+    best, med, n, failed, inc = summary(runs, key, higher_better)
+    if best is None:
+        return "fail" if failed == len(runs) else "n/a"
+    mark = " †" if busy_metric and inc else ""
+    extra = f" ({failed} failed)" if failed else ""
+    text = fmt(best) if n == 1 else f"{fmt(best)} / {fmt(med)}"
+    if not is_base:
+        text += ratio(med, base_median)
+    return text + mark + extra
+
+
+def mode_title(mode, a):
+    if mode == "pipelined":
+        return (f"pipelined publisher (one connection, up to 16 requests in flight): "
+                f"1k x {a.e1k} events, 10k x {a.e10k} events")
+    m = re.match(r"wait(\d+)$", mode)
+    if m:
+        k = int(m.group(1))
+        who = "one publisher that waits" if k == 1 else f"{k} publishers at once, each waiting"
+        return (f"{who} for each answer before the next POST (one request in flight per connection): "
+                f"1k x {a.w1k} events, 10k x {a.w10k} events in all")
+    return mode
+
+
+def mode_order(mode):
+    if mode == "pipelined":
+        return (0, 0)
+    m = re.match(r"wait(\d+)$", mode)
+    return (1, int(m.group(1))) if m else (2, 0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--e1k", default="?")
     ap.add_argument("--e10k", default="?")
+    ap.add_argument("--w1k", default="?")
+    ap.add_argument("--w10k", default="?")
     ap.add_argument("--size", default="64")
     ap.add_argument("--idle-secs", default="5")
     ap.add_argument("--total-secs", type=int, default=None)
     ap.add_argument("--tinysse-args", default="")
     a = ap.parse_args()
 
-    runs = {(p, n): load(a.out, p, n) for p, _ in PEERS for n in (1000, 10000)}
-
-    # (label, N, key, formatter)
-    numeric = [
-        ("RSS idle 1k", 1000, "rss_idle_kib", fmt_mib),
-        ("RSS idle 10k", 10000, "rss_idle_kib", fmt_mib),
-        ("deliveries/s 1k", 1000, "deliveries_per_sec", fmt_rate),
-        ("deliveries/s 10k", 10000, "deliveries_per_sec", fmt_rate),
-        ("p99 latency 10k", 10000, "p99_ms", fmt_ms),
-        ("connect time 10k", 10000, "connect_secs", fmt_s),
-        (f"idle wakeups 10k (in {a.idle_secs} s)", 10000, "idle_wakeups", fmt_int),
-    ]
+    runs = load_all(a.out)
+    modes = sorted({m for (_, _, m) in runs}, key=mode_order)
+    reps = max((len(v) for v in runs.values()), default=0)
     header = ["metric"] + [label for _, label in PEERS]
-    rows = []
-    for label, n, key, f in numeric:
-        base = num(runs[("tinysse", n)], key)
-        row = [label]
-        for p, _ in PEERS:
-            d = runs[(p, n)]
-            v = num(d, key)
-            # Only the busy phase's numbers are cut short by an incomplete run.
-            mark = " †" if key in ("deliveries_per_sec", "p99_ms") and incomplete(d) else ""
-            if d is None:
-                row.append("—")
-            elif "error" in d:
-                row.append("fail")
-            elif v is None:
-                row.append("n/a" + mark)  # the loadgen reported null (e.g. nothing delivered)
-            elif p == "tinysse":
-                row.append(f(v) + mark)
-            else:
-                row.append(f(v) + ratio(v, base) + mark)
-        rows.append(row)
-
-    # Correctness: missing/duplicate/reordered, and publish errors, for 1k; 10k.
-    for label, keys in (
-        ("missing/dup/reordered (1k; 10k)", ("missing", "duplicate", "reordered")),
-        ("malformed/dropped (1k; 10k)", ("malformed", "dropped")),
-        ("publish errors (1k; 10k)", ("publish_errors",)),
-        ("subscribers streaming (1k; 10k)", ("connected",)),
-    ):
-        row = [label]
-        for p, _ in PEERS:
-            parts = []
-            for n in (1000, 10000):
-                d = runs[(p, n)]
-                vals = [num(d, k) for k in keys]
-                if d is None:
-                    parts.append("—")
-                elif "error" in d:
-                    parts.append("fail")
-                elif any(v is None for v in vals):
-                    parts.append("n/a")  # the loadgen did not report this key
-                else:
-                    parts.append("/".join(fmt_int(v) for v in vals))
-            row.append("; ".join(parts))
-        rows.append(row)
-
-    lines = []
-    lines.append(
-        f"tinysse vs peers: 1k subscribers x {a.e1k} events, 10k x {a.e10k} events, {a.size}-byte events, "
-        f"{a.idle_secs} s idle window; {os.cpu_count()} CPUs, Linux {platform.release()}"
+    lines = [
+        f"tinysse vs peers: {a.size}-byte events, {reps} repeat(s) per cell; "
+        f"{os.cpu_count()} CPUs, Linux {platform.release()}"
         + (f"; whole run {a.total_secs // 60} min {a.total_secs % 60} s" if a.total_secs is not None else "")
-        + (f"; tinysse extra flags: `{a.tinysse_args}`" if a.tinysse_args.strip() else "")
-    )
-    lines.append("")
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    for r in rows:
-        lines.append("| " + " | ".join(r) + " |")
-    lines.append("")
-    lines.append(
-        "(×r) = peer / tinysse: lower is better for RSS, latency, connect time and wakeups, higher for deliveries/s. "
+        + (f"; tinysse extra flags: `{a.tinysse_args}`" if a.tinysse_args.strip() else ""),
+        "",
+        "Each cell: best / median over the repeats; (×r) = peer median / tinysse median.",
+    ]
+
+    def table(rows):
+        out = ["", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        return out
+
+    def metric_row(label, n, mode, key, fmt, higher_better, busy_metric=True):
+        base = summary(runs.get(("tinysse", n, mode), []), key, higher_better)[1]
+        row = [label]
+        for p, _ in PEERS:
+            row.append(cell(runs.get((p, n, mode), []), key, fmt, higher_better, base, p == "tinysse", busy_metric))
+        return row
+
+    def counts_row(label, n, mode, keys):
+        """Sums over the repeats, e.g. missing/dup/reordered."""
+        row = [label]
+        for p, _ in PEERS:
+            rs = runs.get((p, n, mode), [])
+            ok = [d for d in rs if "error" not in d]
+            if not rs:
+                row.append("—")
+            elif not ok:
+                row.append("fail")
+            else:
+                sums = []
+                for k in keys:
+                    vals = [num(d, k) for d in ok]
+                    sums.append("n/a" if any(v is None for v in vals) else fmt_int(sum(vals)))
+                failed = len(rs) - len(ok)
+                row.append("/".join(sums) + (f" ({failed} failed)" if failed else ""))
+        return row
+
+    for mode in modes:
+        lines += ["", f"### {mode_title(mode, a)}"]
+        rows = []
+        for n in NS:
+            k = f"{n // 1000}k"
+            if not any(runs.get((p, n, mode)) for p, _ in PEERS):
+                continue
+            rows += [
+                metric_row(f"answers/s {k}", n, mode, "answers_per_sec", fmt_rate, True),
+                metric_row(f"publish round trip p50 {k}", n, mode, "rtt_p50_ms", fmt_ms, False),
+                metric_row(f"publish round trip p99 {k}", n, mode, "rtt_p99_ms", fmt_ms, False),
+                metric_row(f"deliveries/s {k}", n, mode, "deliveries_per_sec", fmt_rate, True),
+                metric_row(f"delivery latency p50 {k}", n, mode, "p50_ms", fmt_ms, False),
+                metric_row(f"delivery latency p99 {k}", n, mode, "p99_ms", fmt_ms, False),
+                metric_row(f"server CPU, busy phase {k}", n, mode, "cpu_busy_secs", fmt_s, False),
+                counts_row(f"missing/dup/reordered {k} (sum)", n, mode, ("missing", "duplicate", "reordered")),
+                counts_row(f"malformed/dropped/publish errors {k} (sum)", n, mode,
+                           ("malformed", "dropped", "publish_errors")),
+            ]
+        lines += table(rows)
+
+    if any(m == "pipelined" for m in modes):
+        lines += ["", f"### not publisher-bound (from the pipelined runs; idle window {a.idle_secs} s)"]
+        rows = [
+            metric_row("RSS idle 1k", 1000, "pipelined", "rss_idle_kib", fmt_mib, False, False),
+            metric_row("RSS idle 10k", 10000, "pipelined", "rss_idle_kib", fmt_mib, False, False),
+            metric_row("RSS peak (VmHWM) 10k", 10000, "pipelined", "rss_peak_kib", fmt_mib, False, False),
+            metric_row("connect time 10k", 10000, "pipelined", "connect_secs", fmt_s, False, False),
+            metric_row(f"idle wakeups 10k (in {a.idle_secs} s)", 10000, "pipelined", "idle_wakeups", fmt_int,
+                       False, False),
+            counts_row("subscribers streaming 10k (sum)", 10000, "pipelined", ("connected",)),
+        ]
+        lines += table(rows)
+
+    lines += [
+        "",
+        "Lower is better for RSS, latency, round trip, CPU, connect time and wakeups; higher for answers/s "
+        "and deliveries/s. answers/s = publishes answered 2xx per second over all publisher connections "
+        "(first request to last answer); a waiting publisher's answers/s is the inverse of its round trip. "
         "RSS and wakeups are of the serving process (nginx: its one worker). "
-        "† = that run was incomplete (events missing, streams dropped or the loadgen's timeout), so its "
-        "numbers cover only what was delivered. — = not run, fail = no result (see the logs), n/a = not reported. "
-        "nchan answers a publish 201/202, which the loadgen counts as success (any 2xx)."
-    )
+        "† = at least one run of that cell was incomplete (events missing, streams dropped or the "
+        "loadgen's timeout), so its numbers cover only what was delivered. — = not run, fail = no result "
+        "(see the logs), n/a = not reported. nchan answers a publish 201/202, which the loadgen counts as "
+        "success (any 2xx).",
+    ]
     print("\n".join(lines))
 
 

@@ -12,7 +12,11 @@
 //! path when it has one), `--subscribers N` (1000), `--events E` (2000), `--size S` (64 data bytes per
 //! event), `--threads T` (2 reader threads), `--window W` (16 pipelined publishes in flight),
 //! `--connect-window C` (100 connects in progress at once), `--rate EPS` (0: publish as fast as
-//! the window allows; otherwise publishes are paced to EPS per second),
+//! the window allows; otherwise publishes are paced to EPS per second, over all publishers),
+//! `--publish-mode pipelined|wait` (pipelined: up to W requests in flight on the connection;
+//! wait: one request in flight, the next POST written only once the previous answer has been read
+//! completely, as most real publishers do), `--publishers K` (1 publisher connection; with K > 1
+//! each runs the chosen mode at once on its own keep-alive connection and thread),
 //! `--pid PID` (server process sampled from /proc), `--idle-secs SECS` (5), `--timeout SECS` (60, per
 //! phase), `--json` (one final JSON line on stdout).
 //!
@@ -27,10 +31,11 @@
 //!    skipped). With `--pid`: CPU time and wakeups (the sum over /proc/PID/task/*/status of
 //!    voluntary + nonvoluntary context switches) are sampled at both ends of the window, RSS (VmRSS)
 //!    at its end.
-//! 3. busy: one keep-alive HTTP/1.1 connection (own thread, TCP_NODELAY) POSTs E bodies of exactly S
-//!    bytes, `"<seq> <send_nanos> "` padded with `x` (seq from 0, send_nanos = nanoseconds since the
-//!    loadgen started), `Content-Type: text/plain`, with up to W requests in flight (pipelined);
-//!    responses are parsed as they arrive and any answer outside 2xx (nchan's 201/202 count as
+//! 3. busy: K keep-alive HTTP/1.1 connections (one thread each, TCP_NODELAY) POST E bodies in all,
+//!    of exactly S bytes, `"<seq> <send_nanos> "` padded with `x` (send_nanos = nanoseconds since the
+//!    loadgen started), `Content-Type: text/plain`. Publisher k of K sends seqs k, k+K, k+2K, ...
+//!    below E, in order, so every event names its publisher (`seq % K`). Pipelined: up to W
+//!    requests in flight per connection; wait: one. Responses are parsed as they arrive and any answer outside 2xx (nchan's 201/202 count as
 //!    success), or a request left unanswered when the server closes the connection, is a publish
 //!    error (the publisher reconnects up to 3 times and carries on with the next seq). With
 //!    `--rate` the publishes are paced. The phase ends when every connected subscriber has all E
@@ -49,8 +54,9 @@
 //! Definitions (per connected subscriber; every count below is summed over subscribers):
 //! - delivered: a seq in 0..E received for the first time. `deliveries` counts these.
 //! - duplicate: an event whose seq was already delivered to that subscriber.
-//! - reordered: a delivered event whose seq is lower than a seq delivered to that subscriber
-//!   before it (it arrived after a later one). It is delivered, so it is not missing.
+//! - reordered: a delivered event whose seq is lower than a seq of the same publisher delivered
+//!   to that subscriber before it (it arrived after a later one). It is delivered, so it is not
+//!   missing. Events of different publishers have no order of their own, so none is checked.
 //! - missing: E minus the distinct seqs delivered when the busy phase ends (a bitset of E bits per
 //!   subscriber makes this exact).
 //! - malformed: an event whose data is not exactly one `data` line of S bytes of the form above,
@@ -60,17 +66,29 @@
 //!   in a preallocated log-linear histogram of microseconds (exact below 64 us, then 32 buckets per
 //!   power of two, under 3.2 % error); p50/p99 are bucket midpoints, max is exact.
 //! - deliveries_per_sec: deliveries / (last delivery - first publish).
+//! - answers: publishes answered 2xx. answers_per_sec: answers / (last answer - first publish),
+//!   over all K publishers (publish round trips per second).
+//! - publish round trip (rtt): from the moment a request is queued for writing (the same clock
+//!   reading as its send_nanos) to the moment its whole response has been read, per answered
+//!   request, in the same kind of histogram (one per publisher, merged). In pipelined mode it
+//!   includes the wait behind the requests ahead of it in the window.
 //!
 //! `--json` keys: subscribers, connected, events, size, connect_secs, deliveries,
 //! deliveries_per_sec, p50_ms, p99_ms, max_ms, missing, duplicate, reordered, malformed, dropped,
 //! publish_errors, publish_abandoned, rss_idle_kib, rss_busy_kib, rss_peak_kib (VmHWM),
-//! cpu_idle_secs, cpu_busy_secs, idle_wakeups, idle_secs, loadgen_cpu_busy_secs, timed_out; the
-//! /proc values are null without `--pid`, latency and rate values null with no deliveries.
+//! cpu_idle_secs, cpu_busy_secs, idle_wakeups, idle_secs, loadgen_cpu_busy_secs, timed_out,
+//! publish_mode ("pipelined" or "wait"), publishers, window (1 in wait mode), answers,
+//! answers_per_sec, rtt_p50_ms, rtt_p99_ms, rtt_max_ms, rtt_mean_ms, busy_secs (the busy phase's
+//! wall time), and from /proc over the busy phase: runq_wait_busy_secs (time the server's threads
+//! waited on a run queue, schedstat), ctx_busy and nvctx_busy (context switches, all and
+//! involuntary), syscr_busy and syscw_busy (read-like and write-like syscalls, /proc/PID/io); the /proc values are null without `--pid`,
+//! latency and rate values null with no deliveries (rtt and answers_per_sec: with no answer).
 //!
 //! Exit status: 0 when all went well; 1 for a usage or set-up error (bad flag, too few file
 //! descriptors, nothing could connect); 3 when the run completed with missing, duplicate,
 //! reordered or malformed events, publish errors, dropped or failed subscribers.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -112,6 +130,9 @@ struct Cfg {
     window: usize,
     connect_window: usize,
     rate: f64,
+    /// `--publish-mode wait`: one request in flight per publisher (`window` is then 1).
+    wait: bool,
+    publishers: usize,
     pid: Option<u32>,
     idle: Duration,
     timeout: Duration,
@@ -133,7 +154,12 @@ usage: cargo run --release --example loadgen -- [flags]
   --window W          pipelined publishes in flight (16)
   --connect-window C  subscriber connects in progress at once, over all threads (100; keep it
                       under the server's listen backlog, or dropped SYNs cost 1 s retries)
-  --rate EPS          publishes per second, paced (0: as fast as the window allows; default 0)
+  --rate EPS          publishes per second over all publishers, paced (0: as fast as the
+                      window allows; default 0)
+  --publish-mode M    pipelined (default: up to W requests in flight per connection) or wait
+                      (one in flight: the next POST once the previous answer is read)
+  --publishers K      publisher connections at once, one thread each (1); publisher k sends
+                      seqs k, k+K, k+2K, ...
   --pid PID           server process to sample from /proc (optional)
   --idle-secs SECS    idle observation window (5)
   --timeout SECS      bound of the connect and busy phases (60)
@@ -144,9 +170,10 @@ fn parse_args() -> Result<Cfg, String> {
     use lexopt::prelude::*;
     let mut url = String::from("http://127.0.0.1:8080");
     let (mut sub_path, mut pub_path) = (None, None);
-    let (mut subscribers, mut events, mut size, mut threads, mut window) =
-        (1000usize, 2000u64, 64usize, 2usize, 16usize);
+    let (mut subscribers, mut events, mut size, mut threads) = (1000usize, 2000u64, 64usize, 2usize);
+    let mut window: Option<usize> = None;
     let mut connect_window = 100usize;
+    let (mut wait, mut publishers) = (false, 1usize);
     let mut rate = 0.0f64;
     let (mut pid, mut idle, mut timeout, mut json) = (None, 5.0f64, 60.0f64, false);
     let mut p = lexopt::Parser::from_env();
@@ -164,9 +191,17 @@ fn parse_args() -> Result<Cfg, String> {
             Long("events") => events = num(&mut p, "events")?,
             Long("size") => size = num(&mut p, "size")?,
             Long("threads") => threads = num(&mut p, "threads")?,
-            Long("window") => window = num(&mut p, "window")?,
+            Long("window") => window = Some(num(&mut p, "window")?),
             Long("connect-window") => connect_window = num(&mut p, "connect-window")?,
             Long("rate") => rate = num(&mut p, "rate")?,
+            Long("publish-mode") => {
+                wait = match num::<String>(&mut p, "publish-mode")?.as_str() {
+                    "pipelined" => false,
+                    "wait" => true,
+                    m => return Err(format!("--publish-mode: pipelined or wait, not {m:?}")),
+                }
+            }
+            Long("publishers") => publishers = num(&mut p, "publishers")?,
             Long("pid") => pid = Some(num(&mut p, "pid")?),
             Long("idle-secs") => idle = num(&mut p, "idle-secs")?,
             Long("timeout") => timeout = num(&mut p, "timeout")?,
@@ -187,8 +222,17 @@ fn parse_args() -> Result<Cfg, String> {
             return Err(format!("bad path {p:?}"));
         }
     }
-    if subscribers == 0 || events == 0 || threads == 0 || window == 0 || connect_window == 0 {
-        return Err("--subscribers, --events, --threads, --window and --connect-window must be at least 1".into());
+    if wait && window.is_some_and(|w| w != 1) {
+        return Err("--window: a waiting publisher (--publish-mode wait) has exactly one request in flight".into());
+    }
+    let window = if wait { 1 } else { window.unwrap_or(16) };
+    if subscribers == 0 || events == 0 || threads == 0 || window == 0 || connect_window == 0 || publishers == 0 {
+        return Err(
+            "--subscribers, --events, --threads, --window, --connect-window and --publishers must be at least 1".into(),
+        );
+    }
+    if publishers as u64 > events || publishers > 1024 {
+        return Err("--publishers: at most --events, and at most 1024".into());
     }
     if events > u32::MAX as u64 {
         return Err("--events: at most 4294967295".into());
@@ -226,6 +270,8 @@ fn parse_args() -> Result<Cfg, String> {
         window,
         connect_window,
         rate,
+        wait,
+        publishers,
         pid,
         idle: Duration::from_secs_f64(idle),
         timeout: Duration::from_secs_f64(timeout),
@@ -586,10 +632,10 @@ impl Sse {
     }
 }
 
-/// The seq bookkeeping of one subscriber (its bitset lives in the thread's shared vector).
+/// The seq bookkeeping of one subscriber (its bitset and its next expected seq per publisher
+/// live in the thread's shared vectors).
 #[derive(Clone, Copy, Default)]
 struct Track {
-    next: u64,
     distinct: u64,
     dup: u64,
     reordered: u64,
@@ -598,8 +644,9 @@ struct Track {
 }
 
 impl Track {
-    /// Records one event; returns its send time when it is a first delivery.
-    fn record(&mut self, bits: &mut [u64], ev: Parsed, events: u64) -> Option<u64> {
+    /// Records one event; returns its send time when it is a first delivery. `next[k]` is one past
+    /// the highest seq of publisher k (of `next.len()`) delivered so far.
+    fn record(&mut self, bits: &mut [u64], next: &mut [u64], ev: Parsed, events: u64) -> Option<u64> {
         let Some((seq, nanos)) = ev.filter(|&(seq, _)| seq < events) else {
             self.malformed += 1;
             return None;
@@ -611,10 +658,11 @@ impl Track {
         }
         bits[w] |= m;
         self.distinct += 1;
-        if seq < self.next {
+        let next = &mut next[(seq % next.len() as u64) as usize];
+        if seq < *next {
             self.reordered += 1;
         } else {
-            self.next = seq + 1;
+            *next = seq + 1;
         }
         Some(nanos)
     }
@@ -629,11 +677,18 @@ struct Hist {
     counts: Box<[u64]>,
     n: u64,
     max_ns: u64,
+    sum_ns: u128,
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist::new()
+    }
 }
 
 impl Hist {
     fn new() -> Self {
-        Hist { counts: vec![0; HIST_BUCKETS].into_boxed_slice(), n: 0, max_ns: 0 }
+        Hist { counts: vec![0; HIST_BUCKETS].into_boxed_slice(), n: 0, max_ns: 0, sum_ns: 0 }
     }
 
     fn bucket(us: u64) -> usize {
@@ -658,6 +713,7 @@ impl Hist {
         self.counts[Self::bucket(ns / 1000)] += 1;
         self.n += 1;
         self.max_ns = self.max_ns.max(ns);
+        self.sum_ns += u128::from(ns);
     }
 
     fn merge(&mut self, o: &Hist) {
@@ -666,6 +722,11 @@ impl Hist {
         }
         self.n += o.n;
         self.max_ns = self.max_ns.max(o.max_ns);
+        self.sum_ns += o.sum_ns;
+    }
+
+    fn mean_ms(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum_ns as f64 / self.n as f64 / 1e6)
     }
 
     /// The q-quantile in milliseconds (bucket midpoint, never above the max).
@@ -771,6 +832,8 @@ struct Reader {
     subs: Vec<Sub>,
     words: usize,
     bits: Vec<u64>,
+    /// Per subscriber, `publishers` entries: one past the highest seq of each publisher seen.
+    nexts: Vec<u64>,
     buf: Box<[u8]>,
     hist: Hist,
     request: Vec<u8>,
@@ -1027,13 +1090,14 @@ impl Reader {
     /// Feeds body bytes read at `now` to subscriber `i`. `Some(..)` when its stream has ended
     /// (with a protocol error, or `None` for a clean chunked end).
     fn consume(&mut self, i: usize, data: &[u8], now: u64) -> Option<Option<String>> {
-        let (events, size, words) = (self.cfg.events, self.cfg.size, self.words);
+        let (events, size, words, k) = (self.cfg.events, self.cfg.size, self.words, self.cfg.publishers);
         let Sub { chunked, dechunk, sse, track, .. } = &mut self.subs[i];
         let bits = &mut self.bits[i * words..(i + 1) * words];
+        let nexts = &mut self.nexts[i * k..(i + 1) * k];
         let hist = &mut self.hist;
         let mut delivered = false;
         let mut on_event = |ev: Parsed| {
-            if let Some(sent) = track.record(bits, ev, events) {
+            if let Some(sent) = track.record(bits, nexts, ev, events) {
                 hist.add(now.saturating_sub(sent));
                 delivered = true;
             }
@@ -1085,6 +1149,7 @@ fn spawn_reader(
     let reader = Reader {
         id,
         bits: vec![0; words * count],
+        nexts: vec![0; cfg.publishers * count],
         words,
         cfg,
         shared,
@@ -1110,8 +1175,37 @@ struct PubOut {
     /// Not sent or not answered yet when the busy phase ended (not counted as errors).
     abandoned: u64,
     first_send_ns: Option<u64>,
+    /// When the last response (2xx or not) was read completely.
+    last_answer_ns: u64,
     reconnects: u32,
     first_error: Option<String>,
+    /// Publish round trips of answered requests.
+    rtt: Hist,
+}
+
+impl PubOut {
+    fn merge(&mut self, o: PubOut) {
+        self.ok += o.ok;
+        self.errors += o.errors;
+        self.abandoned += o.abandoned;
+        self.first_send_ns = match (self.first_send_ns, o.first_send_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_answer_ns = self.last_answer_ns.max(o.last_answer_ns);
+        self.reconnects += o.reconnects;
+        if self.first_error.is_none() {
+            self.first_error = o.first_error;
+        }
+        self.rtt.merge(&o.rtt);
+    }
+
+    /// 2xx answers per second, from the first request queued to the last answer read.
+    fn answers_per_sec(&self) -> Option<f64> {
+        let first = self.first_send_ns?;
+        (self.ok > 0 && self.last_answer_ns > first)
+            .then(|| self.ok as f64 / ((self.last_answer_ns - first) as f64 / 1e9))
+    }
 }
 
 enum RespBody {
@@ -1123,6 +1217,16 @@ enum RespBody {
 struct Publisher {
     cfg: Arc<Cfg>,
     shared: Arc<Shared>,
+    /// Requests in flight at once: `cfg.window` (pipelined) or 1 (wait).
+    window: usize,
+    /// This publisher's seqs are `next_seq`, `next_seq + stride`, ... below `cfg.events`.
+    stride: u64,
+    /// How many events this publisher sends, and how many it has queued so far.
+    count: u64,
+    sent: u64,
+    /// Queue time of each request in flight, oldest first (answers come back in order); its
+    /// capacity is the window, so it never grows.
+    sent_at: VecDeque<u64>,
     poll: Poll,
     stream: Option<TcpStream>,
     connected: bool,
@@ -1166,8 +1270,9 @@ impl Publisher {
         }
         let n = self.inflight as u64;
         self.inflight = 0;
+        self.sent_at.clear();
         self.error(n, why);
-        if self.res.reconnects >= MAX_RECONNECTS || self.next_seq == self.cfg.events {
+        if self.res.reconnects >= MAX_RECONNECTS || self.sent == self.count {
             return false;
         }
         self.res.reconnects += 1;
@@ -1188,12 +1293,15 @@ impl Publisher {
         let _ = write!(self.out, "{} {} ", self.next_seq, now);
         let pad = self.cfg.size - (self.out.len() - start);
         self.out.resize(self.out.len() + pad, b'x');
-        self.next_seq += 1;
+        self.next_seq += self.stride;
+        self.sent += 1;
         self.inflight += 1;
+        self.sent_at.push_back(now);
     }
 
-    /// Parses whatever responses are complete in `rbuf`. `Err` on a malformed response.
-    fn responses(&mut self) -> Result<(), String> {
+    /// Parses whatever responses are complete in `rbuf`, read at `now`. `Err` on a malformed
+    /// response.
+    fn responses(&mut self, now: u64) -> Result<(), String> {
         let mut pos = 0;
         loop {
             match &mut self.body {
@@ -1230,12 +1338,12 @@ impl Publisher {
                     if *n > 0 {
                         break;
                     }
-                    self.done_response();
+                    self.done_response(now);
                 }
                 RespBody::Chunked(c) => {
                     pos += c.feed(&self.rbuf[pos..self.rlen], &mut |_| {});
                     match c.st {
-                        CSt::Done => self.done_response(),
+                        CSt::Done => self.done_response(now),
                         CSt::Bad => return Err("bad chunked framing in a publish response".into()),
                         _ => break,
                     }
@@ -1247,9 +1355,13 @@ impl Publisher {
         Ok(())
     }
 
-    fn done_response(&mut self) {
+    fn done_response(&mut self, now: u64) {
         self.body = RespBody::Head;
         self.inflight = self.inflight.saturating_sub(1);
+        self.res.last_answer_ns = now;
+        if let Some(sent) = self.sent_at.pop_front() {
+            self.res.rtt.add(now.saturating_sub(sent));
+        }
         // Any 2xx is an accepted publish (nchan answers 201 Created, 202 Accepted).
         if (200..300).contains(&self.status) {
             self.res.ok += 1;
@@ -1268,7 +1380,8 @@ impl Publisher {
         }
         let now = Instant::now();
         let start = *self.pace_start.get_or_insert(now);
-        let due = start + Duration::from_secs_f64(self.next_seq as f64 / self.cfg.rate);
+        let rate = self.cfg.rate / self.cfg.publishers as f64;
+        let due = start + Duration::from_secs_f64(self.sent as f64 / rate);
         due.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 
@@ -1280,7 +1393,7 @@ impl Publisher {
                 self.out.drain(..self.out_pos);
                 self.out_pos = 0;
             }
-            while self.inflight < self.cfg.window && self.next_seq < self.cfg.events && self.not_due().is_none() {
+            while self.inflight < self.window && self.sent < self.count && self.not_due().is_none() {
                 self.append_request();
             }
             while self.out_pos < self.out.len() {
@@ -1313,7 +1426,8 @@ impl Publisher {
                     Ok(n) => {
                         self.rlen += n;
                         progress = true;
-                        self.responses()?;
+                        let now = self.shared.now_ns();
+                        self.responses(now)?;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1327,7 +1441,7 @@ impl Publisher {
     }
 
     fn run(mut self) -> PubOut {
-        let events_total = self.cfg.events;
+        let events_total = self.count;
         let deadline = Instant::now() + self.cfg.timeout;
         let mut events = Events::with_capacity(16);
         if let Err(e) = self.connect() {
@@ -1341,7 +1455,7 @@ impl Publisher {
                 break;
             }
             let mut timeout = (deadline - now).min(Duration::from_millis(100));
-            if self.connected && self.inflight < self.cfg.window && self.next_seq < events_total {
+            if self.connected && self.inflight < self.window && self.sent < events_total {
                 timeout = timeout.min(self.not_due().unwrap_or(Duration::ZERO));
             }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
@@ -1389,13 +1503,21 @@ impl Publisher {
     }
 }
 
-fn spawn_publisher(cfg: Arc<Cfg>, shared: Arc<Shared>) -> io::Result<thread::JoinHandle<PubOut>> {
+/// Starts publisher `index` of `cfg.publishers`.
+fn spawn_publisher(index: usize, cfg: Arc<Cfg>, shared: Arc<Shared>) -> io::Result<thread::JoinHandle<PubOut>> {
+    let stride = cfg.publishers as u64;
+    let count = (cfg.events - index as u64).div_ceil(stride);
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
         cfg.pub_path, cfg.authority, cfg.size
     )
     .into_bytes();
     let p = Publisher {
+        window: cfg.window,
+        stride,
+        count,
+        sent: 0,
+        sent_at: VecDeque::with_capacity(cfg.window),
         poll: Poll::new()?,
         stream: None,
         connected: false,
@@ -1406,14 +1528,14 @@ fn spawn_publisher(cfg: Arc<Cfg>, shared: Arc<Shared>) -> io::Result<thread::Joi
         rlen: 0,
         body: RespBody::Head,
         status: 0,
-        next_seq: 0,
+        next_seq: index as u64,
         inflight: 0,
         pace_start: None,
         res: PubOut::default(),
         cfg,
         shared,
     };
-    thread::Builder::new().name("publisher".into()).spawn(move || p.run())
+    thread::Builder::new().name(format!("publisher-{index}")).spawn(move || p.run())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1425,6 +1547,13 @@ struct ProcSample {
     hwm_kib: u64,
     cpu_secs: f64,
     ctx: u64,
+    /// Involuntary context switches (preemptions), summed over the threads.
+    nvctx: u64,
+    /// Nanoseconds the threads spent waiting on a run queue (/proc/PID/task/*/schedstat).
+    runq_ns: u64,
+    /// Read-like and write-like syscalls (/proc/PID/io `syscr`, `syscw`), when readable.
+    syscr: Option<u64>,
+    syscw: Option<u64>,
 }
 
 fn status_field(text: &str, key: &str) -> Option<u64> {
@@ -1443,18 +1572,28 @@ fn cpu_secs(pid: &str) -> io::Result<f64> {
 fn sample(pid: u32) -> io::Result<ProcSample> {
     let pid = pid.to_string();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let mut ctx = 0;
+    let (mut ctx, mut nvctx, mut runq_ns) = (0, 0, 0);
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let Ok(task) = task else { continue };
         let Ok(s) = std::fs::read_to_string(task.path().join("status")) else { continue };
-        ctx += status_field(&s, "voluntary_ctxt_switches:").unwrap_or(0);
-        ctx += status_field(&s, "nonvoluntary_ctxt_switches:").unwrap_or(0);
+        let nv = status_field(&s, "nonvoluntary_ctxt_switches:").unwrap_or(0);
+        ctx += status_field(&s, "voluntary_ctxt_switches:").unwrap_or(0) + nv;
+        nvctx += nv;
+        if let Ok(st) = std::fs::read_to_string(task.path().join("schedstat")) {
+            runq_ns += st.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
     }
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let io_field = |key: &str| io.lines().find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok());
     Ok(ProcSample {
         rss_kib: status_field(&status, "VmRSS:").unwrap_or(0),
         hwm_kib: status_field(&status, "VmHWM:").unwrap_or(0),
         cpu_secs: cpu_secs(&pid)?,
         ctx,
+        nvctx,
+        runq_ns,
+        syscr: io_field("syscr:"),
+        syscw: io_field("syscw:"),
     })
 }
 
@@ -1485,6 +1624,10 @@ fn emfile_exit(needed: usize) -> ! {
          raise the limit in this shell first, e.g. `ulimit -n 65536` (the server needs it too)"
     );
     std::process::exit(1);
+}
+
+fn mode_name(cfg: &Cfg) -> &'static str {
+    if cfg.wait { "wait" } else { "pipelined" }
 }
 
 fn opt_f(v: Option<f64>, prec: usize) -> String {
@@ -1535,8 +1678,16 @@ fn main() {
         }
     };
     say(format!(
-        "loadgen: {} subscribers, {} events x {} B, {} reader threads, window {}, {}",
-        cfg.subscribers, cfg.events, cfg.size, cfg.threads, cfg.window, cfg.url
+        "loadgen: {} subscribers, {} events x {} B, {} reader threads, {} x {} publisher{} (window {}), {}",
+        cfg.subscribers,
+        cfg.events,
+        cfg.size,
+        cfg.threads,
+        cfg.publishers,
+        mode_name(&cfg),
+        if cfg.publishers == 1 { "" } else { "s" },
+        cfg.window,
+        cfg.url
     ));
 
     // Phase 1: connect.
@@ -1599,13 +1750,16 @@ fn main() {
     let busy_start = sample_opt(cfg.pid);
     let self_cpu_start = cpu_secs("self").ok();
     let busy_t = Instant::now();
-    let publisher = match spawn_publisher(cfg.clone(), shared.clone()) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("loadgen: cannot start the publisher: {e}");
-            std::process::exit(1);
+    let mut publishers = Vec::with_capacity(cfg.publishers);
+    for index in 0..cfg.publishers {
+        match spawn_publisher(index, cfg.clone(), shared.clone()) {
+            Ok(h) => publishers.push(h),
+            Err(e) => {
+                eprintln!("loadgen: cannot start publisher {index}: {e}");
+                std::process::exit(1);
+            }
         }
-    };
+    }
     let busy_deadline = busy_t + cfg.timeout;
     let mut pub_done_at: Option<Instant> = None;
     let mut timed_out = false;
@@ -1619,7 +1773,7 @@ fn main() {
             timed_out = true;
             break;
         }
-        if pub_done_at.is_none() && publisher.is_finished() {
+        if pub_done_at.is_none() && publishers.iter().all(|p| p.is_finished()) {
             pub_done_at = Some(now);
         }
         if let Some(at) = pub_done_at {
@@ -1635,7 +1789,17 @@ fn main() {
     let busy_end = sample_opt(cfg.pid);
     let self_cpu_end = cpu_secs("self").ok();
     shared.phase.store(PHASE_STOP, Relaxed);
-    let pubr = publisher.join().expect("publisher thread");
+    let mut pubr = PubOut::default();
+    let mut per_pub = Vec::with_capacity(cfg.publishers);
+    for p in publishers {
+        let r = p.join().expect("publisher thread");
+        per_pub.push(r.answers_per_sec());
+        pubr.merge(r);
+    }
+    let answers_per_sec = pubr.answers_per_sec();
+    let (rtt50, rtt99) = (pubr.rtt.quantile_ms(0.50), pubr.rtt.quantile_ms(0.99));
+    let rtt_max = (pubr.rtt.n > 0).then(|| pubr.rtt.max_ns as f64 / 1e6);
+    let rtt_mean = pubr.rtt.mean_ms();
     let mut hist = Hist::new();
     let mut tot = ReaderOut::default();
     for r in readers {
@@ -1662,6 +1826,13 @@ fn main() {
     let cpu_idle = both(idle_start, idle_end).map(|(a, b)| b.cpu_secs - a.cpu_secs);
     let wakeups = both(idle_start, idle_end).map(|(a, b)| b.ctx.saturating_sub(a.ctx));
     let cpu_busy = both(busy_start, busy_end).map(|(a, b)| b.cpu_secs - a.cpu_secs);
+    let busy_diff = |f: fn(&ProcSample) -> Option<u64>| {
+        both(busy_start, busy_end).and_then(|(a, b)| Some(f(&b)?.saturating_sub(f(&a)?)))
+    };
+    let ctx_busy = busy_diff(|s| Some(s.ctx));
+    let nvctx_busy = busy_diff(|s| Some(s.nvctx));
+    let runq_busy = busy_diff(|s| Some(s.runq_ns)).map(|ns| ns as f64 / 1e9);
+    let (syscr_busy, syscw_busy) = (busy_diff(|s| s.syscr), busy_diff(|s| s.syscw));
     let self_cpu = self_cpu_start.zip(self_cpu_end).map(|(a, b)| b - a);
     let rss_idle = idle_end.map(|s| s.rss_kib);
     let rss_busy = busy_end.map(|s| s.rss_kib);
@@ -1674,7 +1845,8 @@ fn main() {
     let kib = |v: Option<u64>| v.map_or("-".into(), |v| format!("{v} KiB"));
     let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3} s"));
     line("subscribers", format!("{connected} streaming of {n} ({connect_failed} failed to connect)"));
-    line("events", format!("{} x {} B data, window {}", cfg.events, cfg.size, cfg.window));
+    line("events", format!("{} x {} B data", cfg.events, cfg.size));
+    line("publishers", format!("{} x {} (window {} per connection)", cfg.publishers, mode_name(&cfg), cfg.window));
     line("connect", format!("{connect_secs:.3} s"));
     line(
         "published",
@@ -1683,6 +1855,15 @@ fn main() {
             pubr.ok, pubr.errors, pubr.abandoned, pubr.reconnects
         ),
     );
+    line("answers/s", answers_per_sec.map_or("-".into(), |v| format!("{v:.0}")));
+    if cfg.publishers > 1 {
+        let each: Vec<String> = per_pub.iter().map(|v| v.map_or("-".into(), |v| format!("{v:.0}"))).collect();
+        line("answers/s each", each.join(" "));
+    }
+    line("publish rtt p50", ms(rtt50));
+    line("publish rtt p99", ms(rtt99));
+    line("publish rtt max", ms(rtt_max));
+    line("publish rtt mean", ms(rtt_mean));
     line("deliveries", format!("{} of {} expected", tot.deliveries, connected as u64 * cfg.events));
     line("deliveries/s", per_sec.map_or("-".into(), |v| format!("{v:.0}")));
     line("busy phase", format!("{busy_wall:.3} s{}", if timed_out { " (timed out)" } else { "" }));
@@ -1700,6 +1881,16 @@ fn main() {
     line("server rss peak", kib(hwm));
     line("server cpu idle", secs(cpu_idle));
     line("server cpu busy", secs(cpu_busy));
+    line(
+        "server busy sched",
+        format!(
+            "{} run-queue wait, {} context switches ({} involuntary)",
+            secs(runq_busy),
+            opt_u(ctx_busy),
+            opt_u(nvctx_busy)
+        ),
+    );
+    line("server busy syscalls", format!("{} read-like, {} write-like", opt_u(syscr_busy), opt_u(syscw_busy)));
     line("idle wakeups", format!("{} in {idle_secs:.1} s", wakeups.map_or("-".into(), |w| w.to_string())));
     line("loadgen cpu busy", secs(self_cpu));
     if let Some(e) = &pubr.first_error {
@@ -1718,7 +1909,11 @@ fn main() {
              \"missing\":{},\"duplicate\":{},\"reordered\":{},\"malformed\":{},\"dropped\":{},\
              \"publish_errors\":{},\"publish_abandoned\":{},\"rss_idle_kib\":{},\"rss_busy_kib\":{},\"rss_peak_kib\":{},\
              \"cpu_idle_secs\":{},\"cpu_busy_secs\":{},\"idle_wakeups\":{},\"idle_secs\":{idle_secs:.3},\
-             \"loadgen_cpu_busy_secs\":{},\"timed_out\":{timed_out}}}",
+             \"loadgen_cpu_busy_secs\":{},\"timed_out\":{timed_out},\
+             \"publish_mode\":\"{}\",\"publishers\":{},\"window\":{},\"answers\":{},\"answers_per_sec\":{},\
+             \"rtt_p50_ms\":{},\"rtt_p99_ms\":{},\"rtt_max_ms\":{},\"rtt_mean_ms\":{},\
+             \"busy_secs\":{busy_wall:.3},\"runq_wait_busy_secs\":{},\"ctx_busy\":{},\"nvctx_busy\":{},\
+             \"syscr_busy\":{},\"syscw_busy\":{}}}",
             cfg.events,
             cfg.size,
             tot.deliveries,
@@ -1740,6 +1935,20 @@ fn main() {
             opt_f(cpu_busy, 2),
             opt_u(wakeups),
             opt_f(self_cpu, 2),
+            mode_name(&cfg),
+            cfg.publishers,
+            cfg.window,
+            pubr.ok,
+            opt_f(answers_per_sec, 1),
+            opt_f(rtt50, 4),
+            opt_f(rtt99, 4),
+            opt_f(rtt_max, 4),
+            opt_f(rtt_mean, 4),
+            opt_f(runq_busy, 3),
+            opt_u(ctx_busy),
+            opt_u(nvctx_busy),
+            opt_u(syscr_busy),
+            opt_u(syscw_busy),
         );
     }
     let bad = tot.missing + tot.dup + tot.reordered + tot.malformed + tot.dropped + tot.protocol_errors + pubr.errors;
@@ -1825,12 +2034,18 @@ mod tests {
 
     #[test]
     fn track_counts() {
-        let mut t = Track::default();
-        let mut bits = [0u64; 1];
+        let (mut t, mut bits, mut next) = (Track::default(), [0u64; 1], [0u64; 1]);
         for seq in [0, 1, 3, 2, 2, 5, 9] {
-            t.record(&mut bits, Some((seq, 0)), 8);
+            t.record(&mut bits, &mut next, Some((seq, 0)), 8);
         }
         assert_eq!((t.distinct, t.dup, t.reordered, t.malformed), (5, 1, 1, 1));
+        // Two publishers (even and odd seqs): their events interleave freely, but each one's
+        // own order is checked.
+        let (mut t, mut bits, mut next) = (Track::default(), [0u64; 1], [0u64; 2]);
+        for seq in [1, 0, 3, 2, 6, 5, 4, 7] {
+            t.record(&mut bits, &mut next, Some((seq, 0)), 8);
+        }
+        assert_eq!((t.distinct, t.dup, t.reordered, t.malformed), (8, 0, 1, 0));
     }
 
     #[test]
