@@ -32,7 +32,7 @@
 #   LOADGEN_ARGS          extra loadgen flags for every run, e.g. "--timeout 120" (not --window with
 #                         waiting modes, which have exactly one request in flight)
 # A full run at the defaults (3 repeats x 5 servers x 2 N x 3 modes = 90 runs) took about
-# 30 minutes on the 2-core machine of BENCHMARKS.md; REPEATS=1 about a third of that.
+# 23 minutes on the 2-core machine of BENCHMARKS.md; REPEATS=1 about a third of that.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")

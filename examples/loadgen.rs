@@ -10,7 +10,8 @@
 //! Flags: `--url URL` (http://127.0.0.1:8080; the host must be a literal in 127.0.0.0/8, `[::1]` or
 //! `localhost`, anything else is refused), `--sub-path P` and `--pub-path P` (/events, or the URL's
 //! path when it has one), `--subscribers N` (1000), `--events E` (2000), `--size S` (64 data bytes per
-//! event), `--threads T` (2 reader threads), `--window W` (16 pipelined publishes in flight),
+//! event), `--threads T` (2 reader threads), `--window W` (16 pipelined publishes in flight per connection; a
+//! waiting publisher has 1, and any other `--window` is refused with it),
 //! `--connect-window C` (100 connects in progress at once), `--rate EPS` (0: publish as fast as
 //! the window allows; otherwise publishes are paced to EPS per second, over all publishers),
 //! `--publish-mode pipelined|wait` (pipelined: up to W requests in flight on the connection;
@@ -35,13 +36,15 @@
 //!    of exactly S bytes, `"<seq> <send_nanos> "` padded with `x` (send_nanos = nanoseconds since the
 //!    loadgen started), `Content-Type: text/plain`. Publisher k of K sends seqs k, k+K, k+2K, ...
 //!    below E, in order, so every event names its publisher (`seq % K`). Pipelined: up to W
-//!    requests in flight per connection; wait: one. Responses are parsed as they arrive and any answer outside 2xx (nchan's 201/202 count as
-//!    success), or a request left unanswered when the server closes the connection, is a publish
-//!    error (the publisher reconnects up to 3 times and carries on with the next seq). With
-//!    `--rate` the publishes are paced. The phase ends when every connected subscriber has all E
-//!    events, when every subscriber still short of E has been disconnected, on `--timeout`, or
-//!    when the publisher has finished and nothing was delivered for 5 s; publishes not yet sent or
-//!    answered then are `publish_abandoned`, not errors. RSS and CPU are sampled again. The
+//!    requests in flight per connection; wait: one, and the next POST is written as soon as the
+//!    previous answer has been read completely (in the same pass of the publisher's loop, no
+//!    think time). Responses are parsed as they arrive and any answer outside 2xx (nchan's
+//!    201/202 count as success), or a request left unanswered when the server closes the
+//!    connection, is a publish error (the publisher reconnects up to 3 times and carries on with
+//!    its next seq). With `--rate` the publishes are paced. The phase ends when every connected
+//!    subscriber has all E events, when every subscriber still short of E has been disconnected,
+//!    on `--timeout`, or when every publisher has finished and nothing was delivered for 5 s;
+//!    publishes not yet sent or answered then are `publish_abandoned`, not errors. RSS and CPU are sampled again. The
 //!    readers all stop reading before any of them closes its subscriber connections.
 //!
 //! Subscribers parse the response incrementally with no allocation per event: per-connection state
@@ -151,7 +154,7 @@ usage: cargo run --release --example loadgen -- [flags]
   --events E          events to publish (2000)
   --size S            data bytes per event (64)
   --threads T         reader threads (2)
-  --window W          pipelined publishes in flight (16)
+  --window W          pipelined publishes in flight per connection (16; wait mode: 1)
   --connect-window C  subscriber connects in progress at once, over all threads (100; keep it
                       under the server's listen backlog, or dropped SYNs cost 1 s retries)
   --rate EPS          publishes per second over all publishers, paced (0: as fast as the
