@@ -118,6 +118,12 @@ start_server() {
   case $name in
     # shellcheck disable=SC2206 # TINYSSE_ARGS is split into flags on purpose
     tinysse) cmd=("$tinysse_bin" --listen "127.0.0.1:$port" --max-clients 12000 --heartbeat 0 ${TINYSSE_ARGS:-}) ;;
+    # The same server with its history file on (a fresh journal per run), and an older build
+    # (TINYSSE_OLD=path), to measure what a change costs in one run.
+    tinysse_journal)
+      rm -rf "$OUT/$tag.journal" && mkdir -p "$OUT/$tag.journal"
+      cmd=("$tinysse_bin" --listen "127.0.0.1:$port" --max-clients 12000 --heartbeat 0 --history-file "$OUT/$tag.journal/history" ${TINYSSE_ARGS:-}) ;;
+    tinysse_old) cmd=("${TINYSSE_OLD:?set TINYSSE_OLD to the older binary}" --listen "127.0.0.1:$port" --max-clients 12000 --heartbeat 0) ;;
     nchan)   cmd=(bash "$here/nchan/run.sh" "$port" "$OUT/$tag.run") ;;
     axum)    cmd=("$axum_target/release/ssebench-axum" "$port") ;;
     go)      cmd=("$here/go/bin/ssebench-go" "$port") ;;
@@ -159,7 +165,8 @@ start_server() {
 
 peer_available() {
   case $1 in
-    tinysse) return 0 ;;
+    tinysse|tinysse_journal) return 0 ;;
+    tinysse_old) [ -x "${TINYSSE_OLD:-}" ] ;;
     nchan)   command -v nginx >/dev/null && [ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] ;;
     axum)    [ -x "$axum_target/release/ssebench-axum" ] ;;
     go)      [ -x "$here/go/bin/ssebench-go" ] ;;

@@ -11,7 +11,15 @@ import platform
 import re
 import statistics
 
-PEERS = [("tinysse", "tinysse"), ("nchan", "nchan"), ("axum", "axum"), ("go", "Go"), ("node", "Node")]
+PEERS = [
+    ("tinysse", "tinysse"),
+    ("tinysse_journal", "tinysse --history-file"),
+    ("tinysse_old", "tinysse (older build)"),
+    ("nchan", "nchan"),
+    ("axum", "axum"),
+    ("go", "Go"),
+    ("node", "Node"),
+]
 NS = (1000, 10000)
 NAME = re.compile(r"^(?P<peer>[a-z]+)-(?P<n>\d+)-(?P<mode>[a-z]+\d*)-r(?P<rep>\d+)\.json$")
 
