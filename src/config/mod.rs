@@ -8,7 +8,40 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use crate::publish::journal::Fsync;
+/// When written records are forced to stable storage (`--fsync always|never|SECS`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// fdatasync after every flush that wrote.
+    Always,
+    /// Leave it to the kernel's writeback.
+    Never,
+    /// fdatasync at most every `ms`, when something was written since the last one.
+    Every {
+        /// The longest time between two fdatasyncs.
+        ms: u64,
+    },
+}
+
+impl Default for Fsync {
+    fn default() -> Fsync {
+        Fsync::Every { ms: 1000 }
+    }
+}
+
+impl Fsync {
+    /// Parses a flag value: `always`, `never`, or whole seconds from 1 to 86400.
+    pub fn parse(value: &str) -> Option<Fsync> {
+        match value {
+            "always" => Some(Fsync::Always),
+            "never" => Some(Fsync::Never),
+            _ if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => match value.parse::<u64>() {
+                Ok(secs @ 1..=86_400) => Some(Fsync::Every { ms: secs * 1000 }),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
 
 /// How a `--stdin` line maps to an event.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -114,7 +147,7 @@ impl Default for Config {
             stdin_format: StdinFormat::Lines,
             builtins: Builtins::default(),
             history_file: None,
-            history_file_bytes: crate::publish::journal::DEFAULT_BUDGET,
+            history_file_bytes: 8 << 20, // 8 MiB
             fsync: Fsync::default(),
         }
     }

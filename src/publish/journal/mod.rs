@@ -119,6 +119,8 @@ pub(crate) use format::Record;
 use format::*;
 use load::segment_path;
 
+pub(crate) use crate::config::Fsync;
+
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::fmt;
@@ -128,8 +130,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Default `--history-file-bytes`.
-pub const DEFAULT_BUDGET: u64 = 8 << 20;
 /// Smallest byte budget `open` accepts.
 pub const MIN_BUDGET: u64 = 16 << 10;
 const MIN_SEGMENT: u64 = 8 << 10;
@@ -138,41 +138,6 @@ const BATCH_BYTES: u64 = 64 << 10;
 const RETRY_MS: u64 = 1000;
 /// Stands in for errors that carry no errno (a short read of a file that shrank under us).
 const EIO: i32 = 5;
-
-/// When written records are forced to stable storage (`--fsync always|never|SECS`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Fsync {
-    /// fdatasync after every flush that wrote.
-    Always,
-    /// Leave it to the kernel's writeback.
-    Never,
-    /// fdatasync at most every `ms`, when something was written since the last one.
-    Every {
-        /// The longest time between two fdatasyncs.
-        ms: u64,
-    },
-}
-
-impl Default for Fsync {
-    fn default() -> Fsync {
-        Fsync::Every { ms: 1000 }
-    }
-}
-
-impl Fsync {
-    /// Parses a flag value: `always`, `never`, or whole seconds from 1 to 86400.
-    pub fn parse(value: &str) -> Option<Fsync> {
-        match value {
-            "always" => Some(Fsync::Always),
-            "never" => Some(Fsync::Never),
-            _ if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => match value.parse::<u64>() {
-                Ok(secs @ 1..=86_400) => Some(Fsync::Every { ms: secs * 1000 }),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-}
 
 /// How to open a journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
