@@ -21,7 +21,7 @@ PEERS = [
     ("node", "Node"),
 ]
 NS = (1000, 10000)
-NAME = re.compile(r"^(?P<peer>[a-z]+)-(?P<n>\d+)-(?P<mode>[a-z]+\d*)-r(?P<rep>\d+)\.json$")
+NAME = re.compile(r"^(?P<peer>[a-z_]+)-(?P<n>\d+)-(?P<mode>[a-z]+\d*)-r(?P<rep>\d+)\.json$")
 
 
 def load_all(out):

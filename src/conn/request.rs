@@ -5,12 +5,16 @@ use super::io::{read_input, write_out};
 use super::table::{Conns, Ctx, Peer};
 use super::{Close, Queued, State};
 use crate::http::{self, Framing, Head, HttpError, Method};
+use crate::mem::pool::OUT_BYTES;
 use crate::mem::{BufId, Key, Writer};
 use crate::publish::Hub;
 use crate::publish::handle::StreamId;
 use crate::routes::{Outcome, Request, head_end, write_error};
 use crate::time::Millis;
 use log::{debug, warn};
+
+/// Room an answer may need in a buffer's output part: the largest is /metrics (a 3 KiB body).
+const MAX_ANSWER: usize = 4096;
 
 /// Requests one connection may have answered per loop turn; a pipelining publisher then waits
 /// for the next turn, so the fan-out pass (and everyone else) runs in between.
@@ -29,15 +33,27 @@ enum Step {
 impl Conns {
     /// Writes pending output, reads input and answers complete requests, in order, until the
     /// connection waits for the network or changes state.
+    ///
+    /// While events of this turn are not yet in the history file, answers are not written:
+    /// they gather in the buffer (a pipelining publisher's sixteen answers, one write later)
+    /// and the connection waits in `after_journal` for the turn's one write to the file.
     pub(super) fn drive_request(&mut self, key: Key, ctx: &mut Ctx, now: Millis) {
         let mut answered = 0;
         loop {
-            if ctx.hub.journal_pending() && self.slab.get(key).is_some_and(|c| c.queued == Queued::Journal) {
-                return; // its answer waits for the history file (`after_journal`)
-            }
-            let Some(id) = self.write_pending(key, State::Request, ctx.hub, now) else { return };
-            let Some(conn) = self.slab.get_mut(key) else { return };
+            let id = if ctx.hub.journal_pending() && self.has_output(key) {
+                match self.room_for_answer(key) {
+                    Some(id) => id,
+                    None => return self.wait_for_journal(key),
+                }
+            } else {
+                let Some(id) = self.write_pending(key, State::Request, ctx.hub, now) else { return };
+                id
+            };
             if answered == REQUESTS_PER_TURN || !ctx.pass.admits_publish(&ctx.hub.log) {
+                if ctx.hub.journal_pending() && self.has_output(key) {
+                    return self.wait_for_journal(key);
+                }
+                let Some(conn) = self.slab.get_mut(key) else { return };
                 // Its turn is over. Each connection is queued at most once, so the queue, sized
                 // for every slot, never grows.
                 if conn.queued == Queued::No {
@@ -46,6 +62,7 @@ impl Conns {
                 }
                 return;
             }
+            let Some(conn) = self.slab.get_mut(key) else { return };
             if let Err(why) = read_input(&mut conn.sock, &mut self.pool, id) {
                 return self.close(key, why, ctx.hub);
             }
@@ -55,16 +72,12 @@ impl Conns {
                     let Some(conn) = self.slab.get_mut(key) else { return };
                     conn.since = now;
                     conn.fresh = false;
-                    if ctx.hub.journal_pending() && conn.queued == Queued::No {
-                        // An answer goes out only once the history file holds what it
-                        // acknowledges; the turn's one write comes at its end.
-                        conn.queued = Queued::Journal;
-                        self.after_journal.push_back(key);
-                        return;
-                    }
                 }
                 Step::Upgraded => return,
                 Step::NeedMore => {
+                    if ctx.hub.journal_pending() && self.has_output(key) {
+                        return self.wait_for_journal(key); // answers first, then the rest
+                    }
                     let state = *self.pool.state(id);
                     if state.eof {
                         let why = if state.in_len == 0 { Close::PeerClosed } else { Close::ClosedMidRequest };
@@ -79,6 +92,34 @@ impl Conns {
                     }
                     return;
                 }
+            }
+        }
+    }
+
+    /// The connection's buffer holds output not yet written.
+    fn has_output(&mut self, key: Key) -> bool {
+        let Some(id) = self.slab.get(key).and_then(|c| c.buf) else { return false };
+        self.pool.state(id).out_pending()
+    }
+
+    /// The buffer, if another answer may be gathered behind the ones waiting in it: none asked
+    /// for the close or carries a built-in file, and the largest answer still fits.
+    fn room_for_answer(&mut self, key: Key) -> Option<BufId> {
+        let id = self.slab.get(key).filter(|c| c.state == State::Request).and_then(|c| c.buf)?;
+        let state = self.pool.state(id);
+        let room = OUT_BYTES - state.out_len as usize;
+        (!state.close_after && state.body.is_empty() && room >= MAX_ANSWER).then_some(id)
+    }
+
+    /// Queues the connection until the turn's write to the history file (`after_journal`).
+    fn wait_for_journal(&mut self, key: Key) {
+        let Some(conn) = self.slab.get_mut(key) else { return };
+        match conn.queued {
+            // In `ready`, it is driven at the start of the next turn, after this turn's write.
+            Queued::Journal | Queued::Ready => {}
+            Queued::No => {
+                conn.queued = Queued::Journal;
+                self.after_journal.push_back(key);
             }
         }
     }
@@ -116,6 +157,8 @@ impl Conns {
         if in_len == 0 {
             return Step::NeedMore;
         }
+        // A new answer goes behind those still waiting to be written (`drive_request`).
+        let base = state.out_len as usize;
         let (head, body, consumed) = match http::frame_request(input, in_len) {
             Err(e) => return self.refuse(key, id, e, None, ctx),
             Ok(Framing::Partial) => return Step::NeedMore,
@@ -123,9 +166,8 @@ impl Conns {
                 if head.expect_continue && !state.continued {
                     state.continued = true;
                     let line = b"HTTP/1.1 100 Continue\r\n\r\n";
-                    out[..line.len()].copy_from_slice(line);
-                    state.out_pos = 0;
-                    state.out_len = line.len() as u32;
+                    out[base..base + line.len()].copy_from_slice(line);
+                    state.out_len = (base + line.len()) as u32;
                     return Step::Responded;
                 }
                 return Step::NeedMore;
@@ -133,22 +175,22 @@ impl Conns {
             Ok(Framing::Complete { head, body, consumed }) => (head, body, consumed),
         };
         let stream = StreamId { slot: key.index, generation: key.generation() };
-        let mut req =
-            Request { head, input: &mut input[..], body, out: Writer::new(out), stream, now, peer_loopback, census };
+        let out = Writer::new(&mut out[base..]);
+        let mut req = Request { head, input: &mut input[..], body, out, stream, now, peer_loopback, census };
         let outcome = ctx.routes.route(ctx.hub, &mut req);
-        let out_len = req.out.len as u32;
+        let written = req.out.len;
+        let out_len = (base + written) as u32;
         if let Ok(outcome) = outcome {
             let body_len = match outcome {
                 Outcome::Respond { body, .. } => body.len(),
                 _ => 0,
             };
-            self.access_line(key, &head, id, out_len as usize, body_len);
+            self.access_line(key, &head, id, base, written + body_len);
         }
         let state = self.pool.state(id);
         match outcome {
             Err(e) => return self.refuse(key, id, e, Some(head), ctx),
             Ok(Outcome::Respond { close, body }) => {
-                state.out_pos = 0;
                 state.out_len = out_len;
                 state.close_after = close;
                 state.body = body;
@@ -157,7 +199,6 @@ impl Conns {
                 return Step::Responded;
             }
             Ok(_) => {
-                state.out_pos = 0;
                 state.out_len = out_len;
             }
         }
@@ -172,15 +213,15 @@ impl Conns {
 
     /// At debug level, one line per request answered: method, path (never the query: tokens
     /// travel there), status, bytes of the response (streams: of their head).
-    fn access_line(&mut self, key: Key, head: &Head, id: BufId, out_len: usize, body_len: usize) {
+    fn access_line(&mut self, key: Key, head: &Head, id: BufId, at: usize, bytes: usize) {
         if !log::log_enabled!(log::Level::Debug) {
             return;
         }
         let Some(conn) = self.slab.get(key) else { return };
         let (_, input, out) = self.pool.parts(id);
-        let status = out.get(9..12).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("?");
+        let status = out.get(at + 9..at + 12).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("?");
         let (method, path) = (lossy(head.method_token.of(input)), lossy(head.path.of(input)));
-        debug!("{}: {method} {path} {status} {}", Peer(conn, key), out_len + body_len);
+        debug!("{}: {method} {path} {status} {bytes}", Peer(conn, key));
     }
 
     /// Writes an error response; the connection closes once it is sent. The warning names the
@@ -188,7 +229,9 @@ impl Conns {
     fn refuse(&mut self, key: Key, id: BufId, e: HttpError, head: Option<Head>, ctx: &mut Ctx) -> Step {
         let (state, input, out) = self.pool.parts(id);
         let cors = ctx.routes.cors(head.and_then(|h| h.origin).map(|o| o.of(input)));
-        let mut w = Writer::new(out);
+        // Behind the answers still waiting to be written, like every answer.
+        let base = state.out_len as usize;
+        let mut w = Writer::new(&mut out[base..]);
         write_error(&mut w, e, cors);
         if head.is_some_and(|h| h.method == Method::Head) {
             w.len = head_end(w.written());
@@ -209,8 +252,7 @@ impl Conns {
                 None => warn!("{peer}: {status} {why}"),
             }
         }
-        state.out_pos = 0;
-        state.out_len = w.len as u32;
+        state.out_len = (base + w.len) as u32;
         state.close_after = true;
         // Whatever follows a refused request cannot be trusted to be a request.
         state.in_len = 0;

@@ -9,8 +9,9 @@
 /// A buffer's index in the pool.
 pub(crate) type BufId = u16;
 
-/// Size of the output part: the largest response head, gap event or /stats body.
-pub(crate) const OUT_BYTES: usize = 4096;
+/// Size of the output part: room for the largest answer (the /metrics body) behind answers to
+/// pipelined requests that wait for the history file's write (see `conn::request`).
+pub(crate) const OUT_BYTES: usize = 8192;
 
 /// What a lent buffer holds besides its bytes.
 #[derive(Copy, Clone, Debug, Default)]
