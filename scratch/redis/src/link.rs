@@ -135,7 +135,9 @@ impl RedisUrl {
         }
         let port = match port {
             None => 6379,
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok().filter(|&p| p > 0).ok_or(UrlError::Port)?,
+            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse().ok().filter(|&p| p > 0).ok_or(UrlError::Port)?
+            }
             Some(_) => return Err(UrlError::Port),
         };
         let db = match path {
@@ -623,17 +625,27 @@ enum Reading {
     /// XREVRANGE: the array header, then per entry its id and its fields (skipped: only the
     /// ids matter, to find where the replay starts).
     HistTop,
-    HistEntry { left: usize },
-    HistFields { left: usize, skip: Skip },
+    HistEntry {
+        left: usize,
+    },
+    HistFields {
+        left: usize,
+        skip: Skip,
+    },
     HistDone,
     /// XREAD: nil on timeout, else `[[key, [entry...]]]`.
     TailTop,
     TailStream,
     TailKey,
     TailCount,
-    TailEntry { left: usize },
+    TailEntry {
+        left: usize,
+    },
     /// An entry larger than the whole input buffer, passed over after its id.
-    TailSkip { left: usize, skip: Skip },
+    TailSkip {
+        left: usize,
+        skip: Skip,
+    },
     TailDone,
 }
 
@@ -877,8 +889,6 @@ impl Link {
                 _ => {}
             }
         }
-        self.stats.connected = self.cmd.state == State::Ready && self.reader.state == State::Ready;
-        self.stats.pending = self.pending.len;
     }
 
     /// When `tick` must run next (ms, in the caller's time; `NEVER` for never).
@@ -943,7 +953,16 @@ impl Link {
             put(b"client");
             put(f.client);
         }
-        queue(&mut self.cmd, &mut self.pending, self.now, kind, token, f.id, &args.items[..args.len])
+        queue(
+            &mut self.cmd,
+            &mut self.pending,
+            self.cfg.max_pending,
+            self.now,
+            kind,
+            token,
+            f.id,
+            &args.items[..args.len],
+        )
     }
 
     /// Marks stream `stream` (the caller's number for it, unique in this run) as holding client
@@ -963,7 +982,7 @@ impl Link {
         let k = &self.keys;
         let args: [&[u8]; 11] =
             [b"EVAL", CLAIM, b"3", &k.stream, &k.instances, &k.mine, &k.instance_hex, client, ttl, maxlen, holder];
-        queue(&mut self.cmd, &mut self.pending, self.now, Kind::Claim, token, b"", &args)
+        queue(&mut self.cmd, &mut self.pending, self.cfg.max_pending, self.now, Kind::Claim, token, b"", &args)
     }
 
     /// Adds a client this instance already holds to its presence set again, without a claim
@@ -973,14 +992,14 @@ impl Link {
         let ttl = resp::format_u64(self.cfg.presence_ttl_ms, &mut ttl);
         let k = &self.keys;
         let args: [&[u8]; 9] = [b"EVAL", CLAIM, b"3", &k.stream, &k.instances, &k.mine, &k.instance_hex, client, ttl];
-        queue(&mut self.cmd, &mut self.pending, self.now, Kind::Chore, 0, b"", &args)
+        queue(&mut self.cmd, &mut self.pending, self.cfg.max_pending, self.now, Kind::Chore, 0, b"", &args)
     }
 
     /// Removes a client from this instance's presence set (its stream ended, and no newer stream
     /// here holds the id).
     pub fn release(&mut self, client: &[u8]) -> Result<(), PublishError> {
         let args: [&[u8]; 3] = [b"SREM", &self.keys.mine, client];
-        queue(&mut self.cmd, &mut self.pending, self.now, Kind::Chore, 0, b"", &args)
+        queue(&mut self.cmd, &mut self.pending, self.cfg.max_pending, self.now, Kind::Chore, 0, b"", &args)
     }
 
     /// True once after Redis was found without this instance's presence set (restarted without
@@ -990,7 +1009,11 @@ impl Link {
     }
 
     pub fn stats(&self) -> LinkStats {
-        self.stats
+        LinkStats {
+            connected: self.cmd.state == State::Ready && self.reader.state == State::Ready,
+            pending: self.pending.len,
+            ..self.stats
+        }
     }
 
     /// The last entry id read from the stream (empty before the first).
@@ -1017,7 +1040,7 @@ impl Link {
         let ttl = resp::format_u64(self.cfg.presence_ttl_ms, &mut ttl);
         let args: [&[u8]; 3] = [b"PEXPIRE", &self.keys.mine, ttl];
         // Full: try again at the next tick.
-        if queue(&mut self.cmd, &mut self.pending, now, Kind::Refresh, 0, b"", &args).is_ok() {
+        if queue(&mut self.cmd, &mut self.pending, self.cfg.max_pending, now, Kind::Refresh, 0, b"", &args).is_ok() {
             self.refresh_at = now + (self.cfg.presence_ttl_ms / 3).max(1);
         }
     }
@@ -1406,7 +1429,6 @@ impl Link {
             // At once: a Redis that restarted empty shows here, and the caller re-adds.
             self.refresh_at = now;
         }
-        self.stats.connected = self.cmd.state == State::Ready && self.reader.state == State::Ready;
     }
 
     fn close(&mut self, side: Side, reason: Reason, now: u64, registry: &Registry, sink: &mut impl Sink) {
@@ -1445,7 +1467,6 @@ impl Link {
         let backoff = (BACKOFF_FIRST_MS << conn.attempts.min(16)).min(BACKOFF_MAX_MS);
         conn.deadline = now + backoff + jitter;
         conn.attempts = conn.attempts.saturating_add(1);
-        self.stats.connected = false;
         let what = if was == State::Ready { "lost" } else { "failed" };
         if now >= self.warn_at {
             self.warn_at = now + WARN_EVERY_MS;
@@ -1477,9 +1498,11 @@ impl<'a> Args<'a> {
 }
 
 /// Queues a command on the command connection, awaiting its reply in order.
+#[allow(clippy::too_many_arguments)]
 fn queue(
     cmd: &mut Conn,
     pending: &mut Ring,
+    max_pending: usize,
     now: u64,
     kind: Kind,
     token: u64,
@@ -1493,7 +1516,9 @@ fn queue(
     if len > cmd.outb.data.len() {
         return Err(PublishError::TooLarge);
     }
-    if pending.is_full() || !cmd.outb.fits(len) || !cmd.outb.push_command(args) {
+    // Publishes and claims stop at `max_pending`; the ring's slack is for handshakes and chores.
+    let limit = if matches!(kind, Kind::Publish | Kind::Targeted | Kind::Claim) { max_pending } else { usize::MAX };
+    if pending.is_full() || pending.len >= limit || !cmd.outb.fits(len) || !cmd.outb.push_command(args) {
         return Err(PublishError::Full);
     }
     pending.push(Pending { kind, token, sent_at: now, id_len: 0 }, id);
@@ -1559,7 +1584,10 @@ mod tests {
     #[test]
     fn urls_parse_with_defaults() {
         let u = RedisUrl::parse("redis://127.0.0.1:6380/2").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.db, u.user.as_str(), u.has_password()), ("127.0.0.1", 6380, 2, "", false));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.db, u.user.as_str(), u.has_password()),
+            ("127.0.0.1", 6380, 2, "", false)
+        );
         let u = RedisUrl::parse("redis://redis").unwrap();
         assert_eq!((u.host.as_str(), u.port, u.db), ("redis", 6379, 0));
         let u = RedisUrl::parse("redis://[::1]:7000/").unwrap();
