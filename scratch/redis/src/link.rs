@@ -666,6 +666,13 @@ enum Kind {
     Chore,
 }
 
+impl Kind {
+    /// Whether the caller awaits its outcome.
+    fn is_publish(self) -> bool {
+        matches!(self, Kind::Publish | Kind::Targeted | Kind::Claim)
+    }
+}
+
 #[derive(Copy, Clone, Default)]
 struct Pending {
     kind: Kind,
@@ -681,11 +688,13 @@ struct Ring {
     ids: Vec<u8>,
     head: usize,
     len: usize,
+    /// Of them, publishes and claims (the ones `max_pending` bounds).
+    publishes: usize,
 }
 
 impl Ring {
     fn new(cap: usize) -> Ring {
-        Ring { items: vec![Pending::default(); cap], ids: vec![0; cap * MAX_ID], head: 0, len: 0 }
+        Ring { items: vec![Pending::default(); cap], ids: vec![0; cap * MAX_ID], head: 0, len: 0, publishes: 0 }
     }
 
     fn is_full(&self) -> bool {
@@ -697,6 +706,7 @@ impl Ring {
         self.items[slot] = Pending { id_len: id.len() as u8, ..p };
         self.ids[slot * MAX_ID..slot * MAX_ID + id.len()].copy_from_slice(id);
         self.len += 1;
+        self.publishes += usize::from(p.kind.is_publish());
     }
 
     fn front(&self) -> Option<(Pending, &[u8])> {
@@ -714,6 +724,7 @@ impl Ring {
         let p = self.items[self.head];
         self.head = (self.head + 1) % self.items.len();
         self.len -= 1;
+        self.publishes -= usize::from(p.kind.is_publish());
         Some(p)
     }
 }
@@ -1445,7 +1456,7 @@ impl Link {
                 self.cmd_handshake = 0;
                 // Sent or not, Redis may or may not have taken these: never report them taken.
                 while let Some(p) = self.pending.pop() {
-                    if matches!(p.kind, Kind::Publish | Kind::Targeted | Kind::Claim) {
+                    if p.kind.is_publish() {
                         self.stats.publish_failures += 1;
                         sink.failed(p.token, PublishError::Down);
                     }
@@ -1517,8 +1528,8 @@ fn queue(
         return Err(PublishError::TooLarge);
     }
     // Publishes and claims stop at `max_pending`; the ring's slack is for handshakes and chores.
-    let limit = if matches!(kind, Kind::Publish | Kind::Targeted | Kind::Claim) { max_pending } else { usize::MAX };
-    if pending.is_full() || pending.len >= limit || !cmd.outb.fits(len) || !cmd.outb.push_command(args) {
+    let over = kind.is_publish() && pending.publishes >= max_pending;
+    if over || pending.is_full() || !cmd.outb.fits(len) || !cmd.outb.push_command(args) {
         return Err(PublishError::Full);
     }
     pending.push(Pending { kind, token, sent_at: now, id_len: 0 }, id);
