@@ -18,7 +18,7 @@
 //! in the same order as the events (see `claim`).
 
 use crate::resp::{self, Head, RawEntry, RespError, Skip, Value};
-use log::{debug, info, warn};
+use log::{Level, debug, log, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::fmt;
@@ -1431,11 +1431,9 @@ impl Link {
         if again {
             self.stats.reconnects += 1;
         }
-        if warned {
-            info!("redis {}: {} connection up", self.cfg.url, side);
-        } else {
-            debug!("redis {}: {} connection up", self.cfg.url, side);
-        }
+        // Said aloud only when the outage was: a flapping link logs at most its warnings' rate.
+        let level = if warned { Level::Info } else { Level::Debug };
+        log!(level, "redis {}: {} connection up", self.cfg.url, side);
         if side == Side::Command {
             // At once: a Redis that restarted empty shows here, and the caller re-adds.
             self.refresh_at = now;
@@ -1479,19 +1477,21 @@ impl Link {
         conn.deadline = now + backoff + jitter;
         conn.attempts = conn.attempts.saturating_add(1);
         let what = if was == State::Ready { "lost" } else { "failed" };
-        if now >= self.warn_at {
+        let level = if now >= self.warn_at {
             self.warn_at = now + WARN_EVERY_MS;
             self.conn(side).warned = true;
-            warn!(
-                "redis {}: {} connection {}: {}; retrying, publishes fail until it is back",
-                self.cfg.url,
-                side,
-                what,
-                ReasonText(reason, &self.error_text)
-            );
+            Level::Warn
         } else {
-            debug!("redis {}: {} connection {}: {}", self.cfg.url, side, what, ReasonText(reason, &self.error_text));
-        }
+            Level::Debug
+        };
+        log!(
+            level,
+            "redis {}: {} connection {}: {}; retrying, publishes fail until it is back",
+            self.cfg.url,
+            side,
+            what,
+            ReasonText(reason, &self.error_text)
+        );
     }
 }
 
