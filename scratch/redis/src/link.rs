@@ -357,11 +357,11 @@ pub struct LinkStats {
     pub connected: bool,
     /// Entries read from the stream and handed to the sink (events and claims).
     pub read: u64,
-    /// Publishes Redis took.
+    /// Publishes (and claims) Redis took.
     pub acked: u64,
     /// Publishes refused or lost (every `Sink::failed`, and every `Err` from `publish`).
     pub publish_failures: u64,
-    /// Connections made again after one was lost or failed.
+    /// Connections made again after having been up (an outage counts once per connection).
     pub reconnects: u64,
     /// Entries too large for the read buffer, passed over unread.
     pub skipped: u64,
@@ -372,8 +372,9 @@ pub struct LinkStats {
 }
 
 impl LinkStats {
-    /// How far behind the newest entry read was when read... as seen now: wall-clock ms now
-    /// minus the ms in its id. Meaningful while entries flow; grows while the stream is idle.
+    /// Age of the last entry read at `wall_now_ms` (Unix ms): now minus the ms in its id, which
+    /// Redis's clock set. While events flow, how far reading lags behind publishing; while the
+    /// stream is idle it just grows.
     pub fn lag_ms(&self, wall_now_ms: u64) -> u64 {
         wall_now_ms.saturating_sub(self.last_id_ms)
     }
