@@ -91,6 +91,15 @@ pub struct Config {
     pub history_file_bytes: u64,
     /// When journal writes are forced to stable storage.
     pub fsync: Fsync,
+    /// `--redis`: cluster mode, every event goes through this Redis's stream (docs/cluster.md).
+    #[cfg(feature = "cluster")]
+    pub redis: Option<crate::cluster::RedisUrl>,
+    /// `--redis-stream`: the stream key (other keys derive from it).
+    #[cfg(feature = "cluster")]
+    pub redis_stream: String,
+    /// `--redis-maxlen`: entries the stream keeps, about (`XADD MAXLEN ~`).
+    #[cfg(feature = "cluster")]
+    pub redis_maxlen: u64,
 }
 
 impl Default for Config {
@@ -116,6 +125,12 @@ impl Default for Config {
             history_file: None,
             history_file_bytes: crate::publish::journal::DEFAULT_BUDGET,
             fsync: Fsync::default(),
+            #[cfg(feature = "cluster")]
+            redis: None,
+            #[cfg(feature = "cluster")]
+            redis_stream: crate::cluster::DEFAULT_STREAM.to_string(),
+            #[cfg(feature = "cluster")]
+            redis_maxlen: crate::cluster::DEFAULT_MAXLEN,
         }
     }
 }
@@ -202,7 +217,18 @@ const FLAGS: &[Flag] = &[
         value: "ORIGIN",
         help: "allow this origin, with credentials (repeatable; env: comma-separated)",
     },
+    Flag {
+        name: "redis",
+        value: "redis://[user:password@]host:port[/db]",
+        help: "cluster mode: share events with other instances through this Redis (docs/cluster.md)",
+    },
+    Flag { name: "redis-stream", value: "KEY", help: "cluster mode: the Redis stream key (others derive from it)" },
+    Flag { name: "redis-maxlen", value: "N", help: "cluster mode: entries the Redis stream keeps (about)" },
 ];
+
+/// What `--redis*` says in a binary built without cluster mode.
+#[cfg(not(feature = "cluster"))]
+const NO_CLUSTER: &str = "this binary was built without cluster mode (build with --features cluster)";
 
 impl Config {
     /// Parses flags (without the program name) over the environment `env` (pairs of name and
@@ -322,6 +348,22 @@ impl Config {
                     self.cors_origins.push(origin.trim_end_matches('/').to_string());
                 }
             }
+            #[cfg(feature = "cluster")]
+            "redis" => {
+                let url = crate::cluster::RedisUrl::parse(value).map_err(|e| e.message().to_string())?;
+                self.redis = Some(url);
+            }
+            #[cfg(feature = "cluster")]
+            "redis-stream" => {
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err("a stream key must be non-empty printable ASCII without spaces".into());
+                }
+                self.redis_stream = value.to_string();
+            }
+            #[cfg(feature = "cluster")]
+            "redis-maxlen" => self.redis_maxlen = number(value, 1, 1 << 40)?,
+            #[cfg(not(feature = "cluster"))]
+            "redis" | "redis-stream" | "redis-maxlen" => return Err(NO_CLUSTER.into()),
             _ => return Err(format!("unknown setting {name}")),
         }
         Ok(())
@@ -384,6 +426,14 @@ fn help_text() -> String {
             "stdin" => "off".into(),
             "stdin-format" => "lines".into(),
             "cors-origin" => "any origin, without credentials".into(),
+            #[cfg(feature = "cluster")]
+            "redis" => "none (one instance alone)".into(),
+            #[cfg(feature = "cluster")]
+            "redis-stream" => crate::cluster::DEFAULT_STREAM.into(),
+            #[cfg(feature = "cluster")]
+            "redis-maxlen" => crate::cluster::DEFAULT_MAXLEN.to_string(),
+            #[cfg(not(feature = "cluster"))]
+            "redis" | "redis-stream" | "redis-maxlen" => "not in this build (needs --features cluster)".into(),
             _ => String::new(),
         }
     };

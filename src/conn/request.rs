@@ -24,6 +24,9 @@ enum Step {
     Responded,
     /// The connection became a stream.
     Upgraded,
+    /// Cluster mode: the request is done, its answer waits for Redis (`conn::cluster`).
+    #[cfg(feature = "cluster")]
+    Awaiting,
 }
 
 impl Conns {
@@ -34,6 +37,10 @@ impl Conns {
         loop {
             if ctx.hub.journal_pending() && self.slab.get(key).is_some_and(|c| c.queued == Queued::Journal) {
                 return; // its answer waits for the history file (`after_journal`)
+            }
+            #[cfg(feature = "cluster")]
+            if self.slab.get(key).is_some_and(|c| c.queued == Queued::Redis) {
+                return; // its answer waits for Redis (`answer_publish`)
             }
             let Some(id) = self.write_pending(key, State::Request, ctx.hub, now) else { return };
             let Some(conn) = self.slab.get_mut(key) else { return };
@@ -64,6 +71,15 @@ impl Conns {
                     }
                 }
                 Step::Upgraded => return,
+                #[cfg(feature = "cluster")]
+                Step::Awaiting => {
+                    // Nothing is read meanwhile; a connection is in one queue at most, and this
+                    // one left `ready` to be driven now.
+                    if let Some(conn) = self.slab.get_mut(key) {
+                        conn.queued = Queued::Redis;
+                    }
+                    return;
+                }
                 Step::NeedMore => {
                     let state = *self.pool.state(id);
                     if state.eof {
@@ -147,6 +163,15 @@ impl Conns {
         let state = self.pool.state(id);
         match outcome {
             Err(e) => return self.refuse(key, id, e, Some(head), ctx),
+            #[cfg(feature = "cluster")]
+            Ok(Outcome::Await) => {
+                state.out_pos = 0;
+                state.out_len = 0;
+                state.body = &[];
+                state.body_pos = 0;
+                self.pool.consume_input(id, consumed);
+                return Step::Awaiting;
+            }
             Ok(Outcome::Respond { close, body }) => {
                 state.out_pos = 0;
                 state.out_len = out_len;
@@ -165,7 +190,7 @@ impl Conns {
             Ok(Outcome::Subscribe { cursor, filtered }) => self.become_subscriber(key, cursor, filtered, ctx.hub, now),
             Ok(Outcome::Demo { text, delay_ms }) => self.become_demo(key, id, text, delay_ms, ctx.hub, now),
             Ok(Outcome::Host) => self.become_host(key, id, ctx.hub, now),
-            Ok(Outcome::Respond { .. }) | Err(_) => {}
+            _ => {}
         }
         Step::Upgraded
     }
@@ -201,7 +226,8 @@ impl Conns {
                     let (method, path) = (lossy(h.method_token.of(input)), lossy(h.path.of(input)));
                     // Browsers ask for an icon on their own; a missing one is not the operator's
                     // problem, so it gets only the access line.
-                    if !(path == "/favicon.ico" && status == 404) {
+                    // Nor is a dependency that is down, which its own rate-limited line reports.
+                    if !(path == "/favicon.ico" && status == 404) && !matches!(e, HttpError::Upstream(_)) {
                         warn!("{peer}: {method} {path}: {status} {why}");
                     }
                     debug!("{peer}: {method} {path} {status} {bytes}");

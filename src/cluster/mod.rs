@@ -17,10 +17,14 @@
 //! a new stream with a client id writes a claim entry into the stream, which every instance reads
 //! in the same order as the events (see `claim`).
 
-use crate::resp::{self, Head, RawEntry, RespError, Skip, Value};
+pub(crate) mod node;
+mod resp;
+
+pub(crate) use crate::limits::Fields;
 use log::{Level, debug, log, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use resp::{Head, RawEntry, RespError, Skip, Value};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -30,8 +34,7 @@ pub const DEFAULT_STREAM: &str = "tinysse";
 /// `--redis-maxlen` when not given: XADD keeps about this many entries (`MAXLEN ~`).
 pub const DEFAULT_MAXLEN: u64 = 100_000;
 
-/// Longest publisher-supplied event id (the server's `MAX_ID`).
-const MAX_ID: usize = 128;
+use crate::limits::MAX_ID;
 /// Longest Redis entry id: two u64 and a dash.
 const MAX_REDIS_ID: usize = 41;
 /// Longest Redis error text kept for the log line.
@@ -55,11 +58,14 @@ pub const NEVER: u64 = u64::MAX;
 /// `Display` shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
+    /// Host name or IP address (a name is looked up at each connection attempt).
     pub host: String,
+    /// 6379 when not given.
     pub port: u16,
     /// Empty: AUTH with the password alone (or no AUTH without one).
     pub user: String,
     password: String,
+    /// Database number for SELECT; 0 when not given.
     pub db: u32,
 }
 
@@ -100,6 +106,7 @@ impl fmt::Display for UrlError {
 impl std::error::Error for UrlError {}
 
 impl RedisUrl {
+    /// Parses `redis://[user:password@]host[:port][/db]` (user and password %-escaped).
     pub fn parse(url: &str) -> Result<RedisUrl, UrlError> {
         let rest = match url.strip_prefix("redis://") {
             Some(rest) => rest,
@@ -155,6 +162,7 @@ impl RedisUrl {
         Ok(RedisUrl { host: host.to_string(), port, user, password, db })
     }
 
+    /// Whether a password was given (it is never shown).
     pub fn has_password(&self) -> bool {
         !self.password.is_empty()
     }
@@ -257,16 +265,6 @@ impl LinkConfig {
     }
 }
 
-/// The fields of an event, as bytes (the server's `limits::Fields`). Empty means absent.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Fields<'a> {
-    pub id: &'a [u8],
-    pub event: &'a [u8],
-    pub data: &'a [u8],
-    pub topic: &'a [u8],
-    pub client: &'a [u8],
-}
-
 /// An event read from the stream.
 #[derive(Copy, Clone, Debug)]
 pub struct Entry<'a> {
@@ -286,8 +284,10 @@ impl<'a> Entry<'a> {
 /// id `client`. In stream order, so every instance sees the same newest holder.
 #[derive(Copy, Clone, Debug)]
 pub struct Claim<'a> {
+    #[allow(dead_code)] // for log lines and tests
     pub redis_id: &'a [u8],
     pub client: &'a [u8],
+    #[allow(dead_code)] // for log lines and tests
     pub instance: u64,
     pub stream: u64,
     /// Made by this instance.
@@ -297,6 +297,7 @@ pub struct Claim<'a> {
 /// A publish (or claim) Redis took.
 #[derive(Copy, Clone, Debug)]
 pub struct Ack<'a> {
+    #[allow(dead_code)] // for log lines and tests
     pub redis_id: &'a [u8],
     /// The id subscribers will see: the publisher's, else the Redis entry id.
     pub event_id: &'a [u8],
@@ -1034,6 +1035,7 @@ impl Link {
     }
 
     /// Whether publishes are accepted now.
+    #[allow(dead_code)] // for tests
     pub fn is_up(&self) -> bool {
         self.cmd.state == State::Ready
     }
