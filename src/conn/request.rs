@@ -227,7 +227,8 @@ impl Conns {
                     // Browsers ask for an icon on their own; a missing one is not the operator's
                     // problem, so it gets only the access line.
                     // Nor is a dependency that is down, which its own rate-limited line reports.
-                    if !(path == "/favicon.ico" && status == 404) && !matches!(e, HttpError::Upstream(_)) {
+                    let quiet = (path == "/favicon.ico" && status == 404) || matches!(e, HttpError::Upstream(_));
+                    if !quiet {
                         warn!("{peer}: {method} {path}: {status} {why}");
                     }
                     debug!("{peer}: {method} {path} {status} {bytes}");
