@@ -67,6 +67,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod config;
 mod conn;
 mod deliver;
@@ -81,6 +83,8 @@ mod routes;
 mod server;
 mod time;
 
+#[cfg(feature = "cluster")]
+pub use cluster::RedisUrl;
 pub use config::{Builtins, Config, ConfigError, Fsync, StdinFormat};
 pub use limits::QUEUE_LEN;
 pub use publish::PublishError;

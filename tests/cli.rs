@@ -151,3 +151,14 @@ fn under_systemd_log_lines_carry_journald_priorities() {
     assert!(server.wait_logs(T, |l| l.iter().any(|l| l.starts_with("<4>"))), "{}", server.log_text());
     assert!(server.logs().iter().any(|l| l.starts_with("<6>listening on")), "{}", server.log_text());
 }
+
+#[test]
+#[cfg(not(feature = "cluster"))]
+fn redis_without_cluster_mode_is_a_one_line_error_exiting_2() {
+    let mut cmd = Server::command(&[]);
+    cmd.args(["--redis", "redis://127.0.0.1:6379"]);
+    let (st, _out, err) = run_bounded(cmd, T);
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("built without cluster mode"), "{err}");
+}

@@ -64,7 +64,18 @@ const FLAGS: &[Flag] = &[
         value: "ORIGIN",
         help: "allow this origin, with credentials (repeatable; env: comma-separated)",
     },
+    Flag {
+        name: "redis",
+        value: "redis://[user:password@]host:port[/db]",
+        help: "cluster mode (a build with --features cluster): share events with other instances through this Redis",
+    },
+    Flag { name: "redis-stream", value: "KEY", help: "cluster mode: the Redis stream key (others derive from it)" },
+    Flag { name: "redis-maxlen", value: "N", help: "cluster mode: entries the Redis stream keeps (about)" },
 ];
+
+/// What `--redis*` says in a binary built without cluster mode.
+#[cfg(not(feature = "cluster"))]
+const NO_CLUSTER: &str = "this binary was built without cluster mode (build with --features cluster)";
 
 impl Config {
     /// Parses flags (without the program name) over the environment `env` (pairs of name and
@@ -184,6 +195,20 @@ impl Config {
                     self.cors_origins.push(origin.trim_end_matches('/').to_string());
                 }
             }
+            #[cfg(feature = "cluster")]
+            "redis" => {
+                let url = super::redis_url::RedisUrl::parse(value).map_err(|e| e.message().to_string())?;
+                self.redis = Some(url);
+            }
+            "redis-stream" => {
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err("a stream key must be non-empty printable ASCII without spaces".into());
+                }
+                self.redis_stream = value.to_string();
+            }
+            "redis-maxlen" => self.redis_maxlen = number(value, 1, 1 << 40)?,
+            #[cfg(not(feature = "cluster"))]
+            "redis" => return Err(NO_CLUSTER.into()),
             _ => return Err(format!("unknown setting {name}")),
         }
         Ok(())
@@ -246,6 +271,9 @@ fn help_text() -> String {
             "stdin" => "off".into(),
             "stdin-format" => "lines".into(),
             "cors-origin" => "any origin, without credentials".into(),
+            "redis" => "none".into(),
+            "redis-stream" => super::DEFAULT_STREAM.into(),
+            "redis-maxlen" => super::DEFAULT_MAXLEN.to_string(),
             _ => String::new(),
         }
     };

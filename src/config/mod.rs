@@ -124,6 +124,13 @@ pub struct Config {
     pub history_file_bytes: u64,
     /// When journal writes are forced to stable storage.
     pub fsync: Fsync,
+    /// `--redis`: cluster mode, every event goes through this Redis's stream (docs/cluster.md).
+    #[cfg(feature = "cluster")]
+    pub redis: Option<crate::config::redis_url::RedisUrl>,
+    /// `--redis-stream`: the stream key (other keys derive from it); used in cluster mode only.
+    pub redis_stream: String,
+    /// `--redis-maxlen`: entries the stream keeps, about (`XADD MAXLEN ~`); cluster mode only.
+    pub redis_maxlen: u64,
 }
 
 impl Default for Config {
@@ -149,6 +156,10 @@ impl Default for Config {
             history_file: None,
             history_file_bytes: 8 << 20, // 8 MiB
             fsync: Fsync::default(),
+            #[cfg(feature = "cluster")]
+            redis: None,
+            redis_stream: DEFAULT_STREAM.to_string(),
+            redis_maxlen: DEFAULT_MAXLEN,
         }
     }
 }
@@ -177,3 +188,10 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 mod flags;
+
+/// `--redis-stream` when not given.
+pub(crate) const DEFAULT_STREAM: &str = "tinysse";
+/// `--redis-maxlen` when not given: XADD keeps about this many entries (`MAXLEN ~`).
+pub(crate) const DEFAULT_MAXLEN: u64 = 100_000;
+#[cfg(feature = "cluster")]
+pub mod redis_url;

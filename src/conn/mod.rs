@@ -13,6 +13,8 @@
 //! live in a pool buffer while a request is in flight, subscriber routing in `Filters`, events in
 //! the event log.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod io;
 mod lobby;
 mod request;
@@ -20,6 +22,8 @@ mod subscriber;
 mod table;
 mod text;
 
+#[cfg(feature = "cluster")]
+pub(crate) use cluster::Answer;
 pub(crate) use lobby::Lobby;
 pub(crate) use table::{Conns, Ctx};
 
@@ -125,6 +129,10 @@ enum Queued {
     Ready,
     /// Its answer waits for the turn's write to the history file (`Conns::after_journal`).
     Journal,
+    /// Cluster mode: its answer waits for Redis (in no queue: the link's outcome finds it by
+    /// slot and generation).
+    #[cfg(feature = "cluster")]
+    Redis,
 }
 
 /// Timeouts a connection's deadline depends on.

@@ -28,6 +28,9 @@ enum Step {
     Responded,
     /// The connection became a stream.
     Upgraded,
+    /// Cluster mode: the request is done, its answer waits for Redis (`conn::cluster`).
+    #[cfg(feature = "cluster")]
+    Awaiting,
 }
 
 impl Conns {
@@ -40,6 +43,10 @@ impl Conns {
     pub(super) fn drive_request(&mut self, key: Key, ctx: &mut Ctx, now: Millis) {
         let mut answered = 0;
         loop {
+            #[cfg(feature = "cluster")]
+            if self.slab.get(key).is_some_and(|c| c.queued == Queued::Redis) {
+                return; // its answer waits for Redis (`answer_publish`)
+            }
             let id = if ctx.hub.journal_pending() && self.has_output(key) {
                 match self.room_for_answer(key) {
                     Some(id) => id,
@@ -74,6 +81,15 @@ impl Conns {
                     conn.fresh = false;
                 }
                 Step::Upgraded => return,
+                #[cfg(feature = "cluster")]
+                Step::Awaiting => {
+                    // Nothing is read meanwhile; a connection is in one queue at most, and this
+                    // one left `ready` to be driven now.
+                    if let Some(conn) = self.slab.get_mut(key) {
+                        conn.queued = Queued::Redis;
+                    }
+                    return;
+                }
                 Step::NeedMore => {
                     if ctx.hub.journal_pending() && self.has_output(key) {
                         return self.wait_for_journal(key); // answers first, then the rest
@@ -117,6 +133,9 @@ impl Conns {
         match conn.queued {
             // In `ready`, it is driven at the start of the next turn, after this turn's write.
             Queued::Journal | Queued::Ready => {}
+            // Waiting for Redis's answer (cluster mode has no history file).
+            #[cfg(feature = "cluster")]
+            Queued::Redis => {}
             Queued::No => {
                 conn.queued = Queued::Journal;
                 self.after_journal.push_back(key);
@@ -190,6 +209,15 @@ impl Conns {
         let state = self.pool.state(id);
         match outcome {
             Err(e) => return self.refuse(key, id, e, Some(head), ctx),
+            #[cfg(feature = "cluster")]
+            Ok(Outcome::Await) => {
+                state.out_pos = 0;
+                state.out_len = 0;
+                state.body = &[];
+                state.body_pos = 0;
+                self.pool.consume_input(id, consumed);
+                return Step::Awaiting;
+            }
             Ok(Outcome::Respond { close, body }) => {
                 state.out_len = out_len;
                 state.close_after = close;
@@ -206,7 +234,7 @@ impl Conns {
             Ok(Outcome::Subscribe { cursor, filtered }) => self.become_subscriber(key, cursor, filtered, ctx.hub, now),
             Ok(Outcome::Demo { text, delay_ms }) => self.become_demo(key, id, text, delay_ms, ctx.hub, now),
             Ok(Outcome::Host) => self.become_host(key, id, ctx.hub, now),
-            Ok(Outcome::Respond { .. }) | Err(_) => {}
+            _ => {}
         }
         Step::Upgraded
     }
@@ -244,7 +272,9 @@ impl Conns {
                     let (method, path) = (lossy(h.method_token.of(input)), lossy(h.path.of(input)));
                     // Browsers ask for an icon on their own; a missing one is not the operator's
                     // problem, so it gets only the access line.
-                    if !(path == "/favicon.ico" && status == 404) {
+                    // Nor is a dependency that is down, which its own rate-limited line reports.
+                    let quiet = (path == "/favicon.ico" && status == 404) || matches!(e, HttpError::Upstream(_));
+                    if !quiet {
                         warn!("{peer}: {method} {path}: {status} {why}");
                     }
                     debug!("{peer}: {method} {path} {status} {bytes}");

@@ -76,7 +76,7 @@ impl Conns {
 
     /// Ends a subscriber cleanly (between two events): it is told a random reconnection
     /// delay, then sees the response end.
-    fn end_subscriber(&mut self, key: Key, hub: &mut Hub, now: Millis) {
+    pub(super) fn end_subscriber(&mut self, key: Key, hub: &mut Hub, now: Millis) {
         self.say_retry(key);
         self.linger(key, hub, now);
     }

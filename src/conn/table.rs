@@ -342,6 +342,8 @@ impl Conns {
         let Some(conn) = self.slab.get(key) else { return };
         match conn.state {
             State::Subscriber => {
+                #[cfg(feature = "cluster")]
+                self.cluster_leave(key, hub);
                 hub.subscribers -= 1;
                 hub.filters.release(key.index);
             }

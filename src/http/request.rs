@@ -103,6 +103,9 @@ pub enum HttpError {
     NotImplemented(&'static str),
     VersionNotSupported,
     Unavailable,
+    /// A service the server depends on (cluster mode's Redis) cannot take the request now;
+    /// 503 with `Retry-After`, and the reason.
+    Upstream(&'static str),
 }
 
 impl HttpError {
@@ -119,7 +122,7 @@ impl HttpError {
             HttpError::HeadersTooLarge => Status::HeadersTooLarge,
             HttpError::NotImplemented(_) => Status::NotImplemented,
             HttpError::VersionNotSupported => Status::VersionNotSupported,
-            HttpError::Unavailable => Status::Unavailable,
+            HttpError::Unavailable | HttpError::Upstream(_) => Status::Unavailable,
         }
     }
 
@@ -129,7 +132,8 @@ impl HttpError {
             HttpError::BadRequest(m)
             | HttpError::Forbidden(m)
             | HttpError::NotFound(m)
-            | HttpError::NotImplemented(m) => m,
+            | HttpError::NotImplemented(m)
+            | HttpError::Upstream(m) => m,
             HttpError::Unauthorized => "unauthorized: a valid token is required",
             HttpError::MethodNotAllowed(_) => "method not allowed",
             HttpError::LengthRequired => "length required: send Content-Length or a chunked body",

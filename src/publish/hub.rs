@@ -34,6 +34,10 @@ pub enum PublishError {
     Invalid(&'static str),
     /// It is addressed to a client id that no stream is connected under; nothing was stored.
     ClientNotConnected,
+    /// Cluster mode: `Server::publish` cannot return the id, which only Redis gives; publish
+    /// with a `Publisher` (or over HTTP, answered once Redis took the event).
+    #[cfg(feature = "cluster")]
+    Clustered,
 }
 
 impl PublishError {
@@ -43,6 +47,8 @@ impl PublishError {
             PublishError::TooLarge => FieldError::DataTooLarge.message(),
             PublishError::Invalid(why) => why,
             PublishError::ClientNotConnected => "client not connected",
+            #[cfg(feature = "cluster")]
+            PublishError::Clustered => "cluster mode: publish with a Publisher; the id comes from Redis",
         }
     }
 }
@@ -77,6 +83,10 @@ pub(crate) struct Hub {
     journal_dropped: u64,
     /// When a history-file error was last logged (rate limiting: once a second).
     journal_warned: Option<Millis>,
+    /// Cluster mode (`--redis`): the link to the shared stream, and what waits on it. Taken out
+    /// while the link runs, so that what it reads can be published here.
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<Box<crate::cluster::node::Node>>,
 }
 
 impl Hub {
@@ -131,6 +141,8 @@ impl Hub {
             journal,
             journal_dropped: 0,
             journal_warned: None,
+            #[cfg(feature = "cluster")]
+            cluster: config.redis.as_ref().map(|url| Box::new(crate::cluster::node::Node::new(url, config, slots))),
         })
     }
 
@@ -157,6 +169,38 @@ impl Hub {
         Ok(seq)
     }
 
+    /// Checks an event's fields as `publish` does, without publishing it.
+    #[cfg(feature = "cluster")]
+    pub fn check(&self, p: &Fields) -> Result<(), PublishError> {
+        Ok(p.check(self.max_event_bytes)?)
+    }
+
+    /// Cluster mode: appends an event read from the shared stream, with its id. A targeted
+    /// event is kept even when its client streams elsewhere, so that every instance holds the
+    /// same history with the same ids (the filters keep it from everyone else).
+    #[cfg(feature = "cluster")]
+    pub fn publish_replicated(&mut self, p: &Fields) -> Result<u64, PublishError> {
+        p.check(self.max_event_bytes)?;
+        let seq = self.log.push(p).map_err(|e| match e {
+            PushError::TooLarge => PublishError::TooLarge,
+            PushError::FieldTooLong => PublishError::Invalid("field too long"),
+        })?;
+        self.stats.published += 1;
+        Ok(seq)
+    }
+
+    /// Publishes for a source nobody waits on (`Publisher`, `--stdin`); in cluster mode the
+    /// event goes to Redis first and comes back through the link like every other.
+    pub fn publish_from(&mut self, what: &'static str, p: &Fields, now: Millis) -> Result<(), PublishError> {
+        #[cfg(feature = "cluster")]
+        return self.publish_shared(what, p, now.0);
+        #[cfg(not(feature = "cluster"))]
+        {
+            let _ = (what, now);
+            self.publish(p).map(|_| ())
+        }
+    }
+
     /// Events are published but not yet written to the history file: answers to their
     /// publishers wait until `write_journal`, so an acknowledged event survives kill -9.
     pub fn journal_pending(&self) -> bool {
@@ -181,5 +225,23 @@ impl Hub {
     /// When the history file needs the loop again (a due fdatasync, a retry).
     pub fn journal_deadline(&self) -> Millis {
         self.journal.as_ref().map_or(Millis::NEVER, |j| Millis(j.deadline()))
+    }
+}
+
+#[cfg(feature = "cluster")]
+impl Hub {
+    /// Publishes for a source nobody waits on (`Publisher`, stdin): in cluster mode the event
+    /// goes to Redis (checked first; a failure later is counted and logged, rate-limited).
+    pub fn publish_shared(&mut self, what: &'static str, p: &Fields, now: u64) -> Result<(), PublishError> {
+        if self.cluster.is_none() {
+            return self.publish(p).map(|_| ());
+        }
+        self.check(p)?;
+        if let Some(node) = self.cluster.as_mut()
+            && let Err(e) = node.link.publish(p, crate::cluster::node::NOBODY)
+        {
+            node.unsent(what, e, 1, now);
+        }
+        Ok(())
     }
 }

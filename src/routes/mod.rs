@@ -40,6 +40,9 @@ pub(crate) enum Outcome {
     /// The connection is now a host stream, fed by the host program, whose handler has been
     /// told its `StreamId`.
     Host,
+    /// Cluster mode: the request is done and its answer waits for Redis (nothing written yet).
+    #[cfg(feature = "cluster")]
+    Await,
 }
 
 /// One complete request, borrowed from its buffer: what a handler reads, and where it writes.

@@ -40,14 +40,67 @@ pub(super) fn publish(
         topic: p.get(input, "topic").unwrap_or(b""),
         client,
     };
+    #[cfg(feature = "cluster")]
+    if hub.cluster.is_some() {
+        return publish_to_cluster(routes, hub, &req.head, req.stream, input, &mut req.out, &event);
+    }
     let seq = hub.publish(&event).map_err(|e| match e {
         PublishError::TooLarge => HttpError::PayloadTooLarge,
         PublishError::ClientNotConnected => HttpError::NotFound(e.message()),
         PublishError::Invalid(why) => HttpError::BadRequest(why),
+        #[cfg(feature = "cluster")]
+        PublishError::Clustered => HttpError::Upstream(e.message()),
     })?;
     let mut body = [0u8; MAX_ID + 1];
     let id = hub.log.get(seq).map_or(&b""[..], |v| v.id);
     body[..id.len()].copy_from_slice(id);
     body[id.len()] = b'\n';
     respond(routes, req, Status::Ok, "text/plain; charset=utf-8", &body[..id.len() + 1], &[])
+}
+
+/// Cluster mode: the event goes to Redis first; the connection waits for its answer (200 with
+/// the event's id once Redis took it, 404 when no instance holds its client, 503 when Redis is
+/// unavailable), which `conn` writes when the link reports the outcome.
+#[cfg(feature = "cluster")]
+fn publish_to_cluster(
+    routes: &Routes,
+    hub: &mut Hub,
+    head: &crate::http::Head,
+    stream: crate::publish::handle::StreamId,
+    input: &[u8],
+    out: &mut crate::mem::Writer,
+    event: &Fields,
+) -> Result<Outcome, HttpError> {
+    use crate::cluster::PublishError as LinkError;
+    use crate::cluster::node::{CorsKind, ORIGIN_AT, Waiter, slot_token};
+    use crate::routes::Cors;
+    hub.check(event).map_err(|e| match e {
+        PublishError::TooLarge => HttpError::PayloadTooLarge,
+        PublishError::ClientNotConnected => HttpError::NotFound(e.message()),
+        PublishError::Invalid(why) => HttpError::BadRequest(why),
+        #[cfg(feature = "cluster")]
+        PublishError::Clustered => HttpError::Upstream(e.message()),
+    })?;
+    let Some(node) = hub.cluster.as_mut() else { return Err(HttpError::Upstream("redis unavailable")) };
+    let token = slot_token(stream.slot, stream.generation);
+    node.link.publish(event, token).map_err(|e| match e {
+        LinkError::TooLarge => HttpError::PayloadTooLarge,
+        e => HttpError::Upstream(e.message()),
+    })?;
+    let cors = match routes.cors(head.origin.map(|o| o.of(input))) {
+        Cors::Any => CorsKind::Any,
+        Cors::Denied => CorsKind::Denied,
+        Cors::Origin(origin) => match out.out.get_mut(ORIGIN_AT..ORIGIN_AT + origin.len()) {
+            Some(room) => {
+                room.copy_from_slice(origin);
+                CorsKind::Origin(origin.len() as u16)
+            }
+            None => CorsKind::Denied,
+        },
+    };
+    let waiter = Waiter { generation: stream.generation, keep_alive: head.keep_alive, cors };
+    if let Some(slot) = node.slots.get_mut(stream.slot as usize) {
+        slot.waiting = Some(waiter);
+    }
+    Ok(Outcome::Await)
 }

@@ -50,17 +50,21 @@ pub(super) fn asset(routes: &Routes, asset: &'static Asset, req: &mut Request) -
 }
 
 pub(super) fn stats(routes: &Routes, hub: &Hub, req: &mut Request) -> Result<Outcome, HttpError> {
-    let mut body = [0u8; 512];
+    let mut body = [0u8; 1024];
     let mut w = Writer::new(&mut body);
     stats_json(&mut w, routes, hub, &req.census, req.now.0 / 1000).ok_or(TOO_LARGE)?;
+    #[cfg(feature = "cluster")]
+    cluster_json(&mut w, hub).ok_or(TOO_LARGE)?;
     let len = w.len;
     respond(routes, req, Status::Ok, "application/json", &body[..len], &[b"Cache-Control: no-store\r\n"])
 }
 
 pub(super) fn metrics(routes: &Routes, hub: &Hub, req: &mut Request) -> Result<Outcome, HttpError> {
-    let mut body = [0u8; 3072];
+    let mut body = [0u8; 4096];
     let mut w = Writer::new(&mut body);
     metrics_text(&mut w, hub, &req.census, req.now.0 / 1000).ok_or(TOO_LARGE)?;
+    #[cfg(feature = "cluster")]
+    cluster_metrics(&mut w, hub).ok_or(TOO_LARGE)?;
     let len = w.len;
     respond(routes, req, Status::Ok, "text/plain; version=0.0.4; charset=utf-8", &body[..len], &[])
 }
@@ -92,6 +96,90 @@ fn stats_json(w: &mut Writer, routes: &Routes, hub: &Hub, census: &Census, uptim
         w.put_u64(*value)?;
     }
     w.put(b"}\n")
+}
+
+/// Unix time in ms, for the link's lag (Redis ids carry Redis's clock).
+#[cfg(feature = "cluster")]
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Cluster mode: the link, as one more JSON object in /stats (`"cluster": {...}`), written over
+/// the closing brace.
+#[cfg(feature = "cluster")]
+fn cluster_json(w: &mut Writer, hub: &Hub) -> Option<()> {
+    let Some(node) = hub.cluster.as_ref() else { return Some(()) };
+    let s = node.link.stats();
+    w.len = w.len.checked_sub(2)?; // "}\n"
+    w.put(b", \"cluster\": {\"connected\": ")?;
+    w.put(if s.connected { b"true" } else { b"false" })?;
+    w.put(b", \"last_id\": \"")?;
+    w.put(node.link.last_id())?;
+    w.put(b"\"")?;
+    let fields: [(&str, u64); 6] = [
+        ("lag_ms", if s.read > 0 { s.lag_ms(wall_ms()) } else { 0 }),
+        ("read", s.read),
+        ("reconnects", s.reconnects),
+        ("publish_failures", s.publish_failures),
+        ("skipped", s.skipped),
+        ("pending", s.pending as u64),
+    ];
+    for (name, value) in fields {
+        w.put(b", \"")?;
+        w.put(name.as_bytes())?;
+        w.put(b"\": ")?;
+        w.put_u64(value)?;
+    }
+    w.put(b"}}\n")
+}
+
+/// Cluster mode: the link's gauges and counters in /metrics.
+#[cfg(feature = "cluster")]
+fn cluster_metrics(w: &mut Writer, hub: &Hub) -> Option<()> {
+    let Some(node) = hub.cluster.as_ref() else { return Some(()) };
+    let s = node.link.stats();
+    let lines: [(&str, &str, &str, u64); 7] = [
+        ("cluster_connected", "gauge", "1 when both Redis connections are up.", u64::from(s.connected)),
+        (
+            "cluster_lag_ms",
+            "gauge",
+            "Age of the last stream entry read, ms.",
+            if s.read > 0 { s.lag_ms(wall_ms()) } else { 0 },
+        ),
+        ("cluster_read_total", "counter", "Stream entries read (events and claims).", s.read),
+        ("cluster_reconnects_total", "counter", "Redis connections made again after a loss.", s.reconnects),
+        (
+            "cluster_publish_failures_total",
+            "counter",
+            "Publishes Redis did not take (or not in time).",
+            s.publish_failures,
+        ),
+        ("cluster_skipped_total", "counter", "Stream entries too large to read, passed over.", s.skipped),
+        ("cluster_pending", "gauge", "Redis commands awaiting their reply.", s.pending as u64),
+    ];
+    for (name, kind, help, value) in lines {
+        for part in [
+            &b"# HELP tinysse_"[..],
+            name.as_bytes(),
+            b" ",
+            help.as_bytes(),
+            b"\n# TYPE tinysse_",
+            name.as_bytes(),
+            b" ",
+            kind.as_bytes(),
+            b"\n",
+        ] {
+            w.put(part)?;
+        }
+        w.put(b"tinysse_")?;
+        w.put(name.as_bytes())?;
+        w.put(b" ")?;
+        w.put_u64(value)?;
+        w.put(b"\n")?;
+    }
+    w.put(b"# HELP tinysse_cluster_last_id Last Redis stream entry id read.\n# TYPE tinysse_cluster_last_id gauge\ntinysse_cluster_last_id{id=\"")?;
+    w.put(node.link.last_id())?;
+    w.put(b"\"} 1\n")
 }
 
 fn metrics_text(w: &mut Writer, hub: &Hub, census: &Census, uptime: u64) -> Option<()> {

@@ -76,7 +76,28 @@ pub(super) fn subscribe(
         let oldest = hub.log.get(cursor).map_or(&b""[..], |v| v.id);
         gap_event(w, last_id, oldest).ok_or(TOO_LARGE)?;
     }
+    #[cfg(feature = "cluster")]
+    claim(hub, req.stream, client);
     Ok(Outcome::Subscribe { cursor, filtered })
+}
+
+/// Cluster mode: a stream with a client id claims it (presence, and a claim entry every
+/// instance reads, so that the newest stream wins wherever it is); a local older stream with
+/// the id hands its presence over. Redis down: the stream still opens, here only.
+#[cfg(feature = "cluster")]
+fn claim(hub: &mut Hub, stream: crate::publish::handle::StreamId, client: &[u8]) {
+    use crate::cluster::node::{CLAIM, slot_token};
+    let Some(node) = hub.cluster.as_mut().filter(|_| !client.is_empty()) else { return };
+    if let Some(older) = hub.filters.find_client(client).and_then(|s| node.slots.get_mut(s as usize)) {
+        older.holds = false;
+    }
+    if let Some(state) = node.slots.get_mut(stream.slot as usize) {
+        state.confirmed = false;
+        state.holds = true;
+    }
+    if let Err(e) = node.link.claim(client, slot_token(stream.slot, stream.generation), CLAIM) {
+        log::debug!("client {}: stream opens without its claim ({e})", String::from_utf8_lossy(client));
+    }
 }
 
 /// A count of events: digits only, capped (history never holds more than 2^20 anyway).

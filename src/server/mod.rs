@@ -4,6 +4,8 @@
 //! pass, so events published in the same turn reach each subscriber in a single writev.
 
 mod accept;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod sources;
 mod stdin;
 
@@ -148,6 +150,11 @@ impl Server {
         };
         let in_bytes = MAX_HEAD_BYTES + 3 * config.max_event_bytes + 1024;
         let conns = Conns::new(slots, config.request_buffers, in_bytes, timeouts, config.retry_ms, shared.clone());
+        #[cfg(feature = "cluster")]
+        if let Some(url) = config.redis.as_ref().filter(|_| config.history_file.is_some()) {
+            let _ = url;
+            return Err(StartError::HistoryFile("cannot be used with --redis: the Redis stream is the history".into()));
+        }
         let hub = Hub::new(&config, slots).map_err(|e| StartError::HistoryFile(e.to_string()))?;
         let stdin = if config.stdin { sources::open_stdin(&poll, &config) } else { None };
         Ok(Server {
@@ -186,7 +193,14 @@ impl Server {
 
     /// Publishes from the loop's own thread (e.g. between two `poll` calls) and returns the
     /// event's id, as subscribers see it.
+    ///
+    /// In cluster mode (`--redis`) this returns `PublishError::Clustered`: the id is Redis's to
+    /// give, later; publish with a `Publisher` instead (or over HTTP, answered with the id).
     pub fn publish(&mut self, event: Event) -> Result<EventId, PublishError> {
+        #[cfg(feature = "cluster")]
+        if self.hub.cluster.is_some() {
+            return Err(PublishError::Clustered);
+        }
         let seq = self.hub.publish(&event.fields())?;
         Ok(EventId::new(self.hub.log.get(seq).map_or(&b""[..], |v| v.id)))
     }
@@ -247,6 +261,8 @@ impl Server {
         let busy = self.conns.has_ready() || self.pass.is_due(&self.hub.log) || self.hub.journal_pending();
         let timers = self.conns.next_deadline().min(self.hub.journal_deadline()).min(self.conns.lobby.next_deadline());
         let next = if busy { now } else { timers.min(self.accept.retry_at()).min(self.ticker.next()) };
+        #[cfg(feature = "cluster")]
+        let next = next.min(self.cluster_deadline());
         let wait = match (timeout, next.is_never()) {
             (t, true) => t,
             (None, false) => Some(next.until(now)),
@@ -266,6 +282,8 @@ impl Server {
                 SIGNALS => self.on_signal(),
                 WAKER => self.on_wake(now),
                 STDIN => self.on_stdin(),
+                #[cfg(feature = "cluster")]
+                token if self.cluster_owns(token) => self.cluster_run(Some(token), now),
                 token => {
                     if let Some(seat) = Lobby::seat_of(token) {
                         self.conns.lobby.on_readable(seat, self.poll.registry(), &mut self.routes, now);
@@ -293,6 +311,14 @@ impl Server {
         }
         if self.ticker.next() <= now {
             self.tick(now);
+        }
+        #[cfg(feature = "cluster")]
+        {
+            // Publishes queued this turn go out; entries read come in, and publishes Redis
+            // answered are served at once.
+            self.cluster_run(None, now);
+            let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
+            self.conns.serve_ready(&mut ctx, now);
         }
         // The turn's one write to the history file, then the answers to the publishes it holds.
         self.hub.write_journal(now);

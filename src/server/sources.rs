@@ -48,7 +48,7 @@ impl Server {
         let shared = self.shared.clone();
         shared.drain(|m| match m.kind {
             Kind::Publish => {
-                if let Err(e) = self.hub.publish(&m.fields()) {
+                if let Err(e) = self.hub.publish_from("publisher", &m.fields(), now) {
                     warn!("publisher: event refused: {e}");
                 }
             }
@@ -59,11 +59,12 @@ impl Server {
 
     /// `--stdin`: publishes every complete line.
     pub(super) fn on_stdin(&mut self) {
+        let now = self.clock.now();
         let Some(bridge) = &mut self.stdin else { return };
         let hub = &mut self.hub;
         let result = bridge.read(|line| {
             let p = Fields { data: line.data, topic: line.topic, ..Default::default() };
-            if let Err(e) = hub.publish(&p) {
+            if let Err(e) = hub.publish_from("stdin", &p, now) {
                 warn!("stdin: line refused: {e}");
             }
         });
@@ -86,7 +87,8 @@ impl Server {
         }
     }
 
-    /// `--tick`: publishes `event: ping` with the time, the seed's custom event.
+    /// `--tick`: publishes `event: ping` with the time, the seed's custom event. In cluster
+    /// mode too it stays local (each instance ticks for its own subscribers).
     pub(super) fn tick(&mut self, now: Millis) {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut data = [0u8; 40];
