@@ -95,9 +95,15 @@ impl Conns {
         self.next_timer
     }
 
-    /// Connections have requests left from their last turn.
+    /// Connections have requests left from their last turn, or answers waiting for the
+    /// history file's write.
     pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        !self.ready.is_empty() || !self.after_journal.is_empty()
+    }
+
+    /// Answers wait for the turn's write to the history file.
+    pub fn awaits_journal(&self) -> bool {
+        !self.after_journal.is_empty()
     }
 
     /// Whether a slot came free since the last call (accepting may resume after EMFILE).

@@ -329,6 +329,9 @@ impl Server {
         // resumes next turn, so a publish is answered within a slice whatever the fan-out, and
         // the events it brings ride in the rest of the same pass.
         while !self.conns.fan_out(&mut self.hub, &mut self.pass, now, PASS_SLICE) {
+            if self.conns.awaits_journal() {
+                break; // answers wait for the next turn's write to the history file
+            }
             if self.poll.poll(&mut self.events, Some(Duration::ZERO)).is_ok() && !self.events.is_empty() {
                 self.events_pending = true;
                 break;
