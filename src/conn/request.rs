@@ -83,10 +83,14 @@ impl Conns {
                 Step::Upgraded => return,
                 #[cfg(feature = "cluster")]
                 Step::Awaiting => {
-                    // Nothing is read meanwhile; a connection is in one queue at most, and this
-                    // one left `ready` to be driven now.
-                    if let Some(conn) = self.slab.get_mut(key) {
-                        conn.queued = Queued::Redis;
+                    // Nothing is read meanwhile; a connection is in one queue at most. Driven by
+                    // its own readiness while it still waited in `ready` for its next turn, it
+                    // leaves that queue: that turn would find it without a request, take it for
+                    // idle, and the answer Redis gives would find no one waiting.
+                    if let Some(conn) = self.slab.get_mut(key)
+                        && std::mem::replace(&mut conn.queued, Queued::Redis) == Queued::Ready
+                    {
+                        self.ready.retain(|&k| k != key);
                     }
                     return;
                 }
