@@ -203,8 +203,10 @@ impl Hub {
 
     /// Events are published but not yet written to the history file: answers to their
     /// publishers wait until `write_journal`, so an acknowledged event survives kill -9.
+    /// While writes to the file fail, nothing waits for it: answers go out (the warning says
+    /// the events are not on disk) rather than hang.
     pub fn journal_pending(&self) -> bool {
-        self.journal.as_ref().is_some_and(Journal::has_batch)
+        self.journal.as_ref().is_some_and(|j| j.has_batch() && !j.is_failing())
     }
 
     /// The loop turn's one write to the history file (and fdatasync, as `--fsync` says).

@@ -289,6 +289,11 @@ impl Journal {
         self.batch_len > 0
     }
 
+    /// The last write failed (disk full, EIO); it is retried at most once a second.
+    pub fn is_failing(&self) -> bool {
+        self.failing
+    }
+
     /// When the loop must call `flush` again even if nothing else happens: a due fdatasync or a
     /// retry after a failure. `u64::MAX` when nothing is due.
     pub fn deadline(&self) -> u64 {
