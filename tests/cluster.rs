@@ -617,3 +617,38 @@ fn redis_stopped_for_5_s_loses_and_repeats_nothing_it_answered_200() {
         );
     }
 }
+
+/// Start-up with Redis down: the instance starts, serves streams and /stats, answers publishes
+/// 503, says so in its log, and joins once Redis is there.
+#[test]
+fn an_instance_started_with_redis_down_serves_says_so_and_joins_later() {
+    let mut redis = Redis::start();
+    redis.stop();
+    let url = redis.url();
+    let a = Server::start(&["--redis", url.as_str(), "--redis-stream", "t9", "--heartbeat", "1"]);
+    assert!(stats(a.addr).contains("\"connected\": false"), "{}", stats(a.addr));
+    let mut s = SseStream::open(a.addr, "/events");
+    let r = publish_form(a.addr, &[("data", "too early")]);
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("1")), "{}", r.text());
+    assert!(
+        a.wait_logs(T, |l| l.iter().any(|l| l.contains("WARN") && l.to_ascii_lowercase().contains("redis"))),
+        "the log says Redis is not there: {}",
+        a.log_text()
+    );
+    redis.spawn();
+    assert!(wait_connected(a.addr), "joins once Redis is up: {}", a.log_text());
+    let id = publish(a.addr, "now");
+    assert_eq!(event(&mut s).id.as_deref(), Some(id.as_str()));
+}
+
+/// A history file and cluster mode do not go together (the stream is the history): a one-line
+/// error, exit 2.
+#[test]
+fn history_file_with_redis_is_refused() {
+    let mut c = Server::command(&[]);
+    c.args(["--redis", "redis://127.0.0.1:1", "--history-file", "/tmp/tinysse-never-made"]);
+    let (st, _out, err) = run_bounded(c, T);
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!std::path::Path::new("/tmp/tinysse-never-made").exists());
+}
