@@ -10,6 +10,7 @@ use crate::publish::Hub;
 use crate::publish::sse::HEARTBEAT;
 use crate::time::Millis;
 use log::{info, warn};
+use std::time::{Duration, Instant};
 
 impl Conns {
     pub(super) fn become_subscriber(&mut self, key: Key, cursor: u64, filtered: bool, hub: &mut Hub, now: Millis) {
@@ -97,14 +98,17 @@ impl Conns {
     }
 
     /// The fan-out pass: writes every subscriber that has events it has not received, once.
-    /// Writes at most `slice` of them per call and says whether the pass is done; the loop
-    /// decides between two slices whether to go on or to yield to waiting peers first.
-    pub fn fan_out(&mut self, hub: &mut Hub, pass: &mut Pass, now: Millis, slice: usize) -> bool {
+    /// Writes for about `budget` of time per call (the clock is read every 16 writes) and says
+    /// whether the pass is done; between two calls the loop decides whether to go on or to
+    /// yield to waiting peers first. Time, not a count: a writev costs 2 µs to one loopback
+    /// socket here and several times that to a slow peer.
+    pub fn fan_out(&mut self, hub: &mut Hub, pass: &mut Pass, now: Millis, budget: Duration) -> bool {
         let Some(start) = pass.start(&hub.log) else { return true };
+        let began = Instant::now();
         let (first, next) = (hub.log.first_seq(), hub.log.next_seq());
         let mut written = 0;
         for index in start..self.slab.capacity() {
-            if written == slice {
+            if written > 0 && written % 16 == 0 && began.elapsed() >= budget {
                 pass.pause(index);
                 return false;
             }

@@ -38,10 +38,10 @@ const STDIN: Token = Token(usize::MAX - 3);
 /// Readiness events taken per poll.
 const EVENTS: usize = 1024;
 
-/// Subscribers a fan-out pass writes between two looks at the poller (a zero-timeout poll,
-/// about a microsecond): at 2-5 µs per writev to loopback, a waiting publisher's request is
-/// seen within a few hundred microseconds however many subscribers the pass has left.
-const PASS_SLICE: usize = 64;
+/// How long a fan-out pass writes between two looks at the poller (a zero-timeout poll, about
+/// a microsecond): a waiting publisher's request is seen within this, however many subscribers
+/// the pass has left.
+const PASS_SLICE: Duration = Duration::from_micros(100);
 
 /// Pending connections the kernel may queue (capped by net.core.somaxconn); mio's 128 is too
 /// few for thousands of subscribers connecting at once.
@@ -324,7 +324,7 @@ impl Server {
         self.hub.write_journal(now);
         let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
         self.conns.serve_after_journal(&mut ctx, now);
-        // The fan-out pass, in slices. Between two, a zero-timeout poll asks whether anyone is
+        // The fan-out pass, in slices of time. Between two, a zero-timeout poll asks whether anyone is
         // waiting (a publisher for its answer, a new subscriber); if so the pass yields and
         // resumes next turn, so a publish is answered within a slice whatever the fan-out, and
         // the events it brings ride in the rest of the same pass.
