@@ -44,13 +44,7 @@ pub(super) fn publish(
     if hub.cluster.is_some() {
         return publish_to_cluster(routes, hub, &req.head, req.stream, input, &mut req.out, &event);
     }
-    let seq = hub.publish(&event).map_err(|e| match e {
-        PublishError::TooLarge => HttpError::PayloadTooLarge,
-        PublishError::ClientNotConnected => HttpError::NotFound(e.message()),
-        PublishError::Invalid(why) => HttpError::BadRequest(why),
-        #[cfg(feature = "cluster")]
-        PublishError::Clustered => HttpError::Upstream(e.message()),
-    })?;
+    let seq = hub.publish(&event).map_err(refusal)?;
     let mut body = [0u8; MAX_ID + 1];
     let id = hub.log.get(seq).map_or(&b""[..], |v| v.id);
     body[..id.len()].copy_from_slice(id);
@@ -74,13 +68,7 @@ fn publish_to_cluster(
     use crate::cluster::PublishError as LinkError;
     use crate::cluster::node::{CorsKind, ORIGIN_AT, Waiter, slot_token};
     use crate::routes::Cors;
-    hub.check(event).map_err(|e| match e {
-        PublishError::TooLarge => HttpError::PayloadTooLarge,
-        PublishError::ClientNotConnected => HttpError::NotFound(e.message()),
-        PublishError::Invalid(why) => HttpError::BadRequest(why),
-        #[cfg(feature = "cluster")]
-        PublishError::Clustered => HttpError::Upstream(e.message()),
-    })?;
+    hub.check(event).map_err(refusal)?;
     let Some(node) = hub.cluster.as_mut() else { return Err(HttpError::Upstream("redis unavailable")) };
     let token = slot_token(stream.slot, stream.generation);
     node.link.publish(event, token).map_err(|e| match e {
@@ -103,4 +91,15 @@ fn publish_to_cluster(
         slot.waiting = Some(waiter);
     }
     Ok(Outcome::Await)
+}
+
+/// The HTTP answer to an event the hub refused.
+fn refusal(e: PublishError) -> HttpError {
+    match e {
+        PublishError::TooLarge => HttpError::PayloadTooLarge,
+        PublishError::ClientNotConnected => HttpError::NotFound(e.message()),
+        PublishError::Invalid(why) => HttpError::BadRequest(why),
+        #[cfg(feature = "cluster")]
+        PublishError::Clustered => HttpError::Upstream(e.message()),
+    }
 }

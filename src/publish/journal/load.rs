@@ -167,18 +167,7 @@ pub(super) fn list_segments(dir: &Path, path: &Path) -> io::Result<Vec<(u64, Pat
 /// Checks the header and every record of `file`; reports what is valid.
 pub(super) fn scan(file: &File, path: &Path, key: u64, body: &mut Vec<u8>) -> Result<Found, OpenError> {
     let size = file.metadata().map_err(|e| io_error(path, "read", &e))?.len();
-    let mut found = Found {
-        path: path.to_path_buf(),
-        key,
-        size: Some(size),
-        header: false,
-        valid_end: 0,
-        records: 0,
-        first_seq: None,
-        last_seq: None,
-        break_at: None,
-        defect: None,
-    };
+    let mut found = Found { key, size: Some(size), ..Found::missing(path) };
     let mut head = [0u8; HEADER_LEN];
     let n = size.min(HEADER_LEN as u64) as usize;
     file.read_exact_at(&mut head[..n], 0).map_err(|e| io_error(path, "read", &e))?;
