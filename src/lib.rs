@@ -30,7 +30,7 @@
 //! let mut server = Server::new(Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() })?;
 //! let stop = server.shutdown_handle();
 //! for step in 0..3 {
-//!     server.poll(Some(Duration::from_millis(10)))?; // handle network events, timers, flushes
+//!     server.poll(Some(Duration::from_millis(10)))?; // network events, timers, the fan-out pass
 //!     server.publish(Event::new("tick")).expect("valid event");
 //! }
 //! stop.shutdown();

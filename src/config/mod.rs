@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// When written records are forced to stable storage (`--fsync always|never|SECS`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Fsync {
-    /// fdatasync after every flush that wrote.
+    /// fdatasync after every write of the history file.
     Always,
     /// Leave it to the kernel's writeback.
     Never,

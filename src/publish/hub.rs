@@ -212,7 +212,7 @@ impl Hub {
     /// The loop turn's one write to the history file (and fdatasync, as `--fsync` says).
     pub fn write_journal(&mut self, now: Millis) {
         let Some(journal) = &mut self.journal else { return };
-        let Err(e) = journal.flush(now.0) else { return };
+        let Err(e) = journal.commit(now.0) else { return };
         if self.journal_warned.is_some_and(|at| now < at.after(Millis(1000))) {
             return;
         }

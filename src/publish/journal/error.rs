@@ -67,7 +67,7 @@ impl fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
-/// Why a flush (or the write `append` does early) failed. The journal stays usable: the batch is
+/// Why a commit (or the write `append` does early) failed. The journal stays usable: the batch is
 /// kept and written again later.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum WriteError {
@@ -101,7 +101,7 @@ pub enum AppendError {
     TooLarge,
     /// The batch was full and writing it early failed: this record is not in the journal.
     Write(WriteError),
-    /// The batch is full and writes are failing (retried by `flush`): this record is not in the
+    /// The batch is full and writes are failing (retried by `commit`): this record is not in the
     /// journal.
     Dropped,
 }

@@ -80,7 +80,7 @@
 //! # Writes and fsync
 //!
 //! [`Journal::append`] copies a record into a preallocated batch buffer: no allocation, no system
-//! call. [`Journal::flush`], called once per loop turn, writes the batch with one `pwrite(2)` and
+//! call. [`Journal::commit`], called once per loop turn, writes the batch with one `pwrite(2)` and
 //! syncs according to [`Fsync`]. Should a turn's records overflow the batch buffer, `append` writes
 //! the full batch early (one more `pwrite`); the buffer holds at least one largest record and 64 KiB
 //! (less for small budgets). Rotation adds a few calls once per segment. After a rotation, the
@@ -88,20 +88,20 @@
 //!
 //! What a power loss can take, beyond the records of the loop turn in progress (a torn tail is cut
 //! at the next start, never replayed):
-//! - [`Fsync::Always`]: nothing that a completed `flush` wrote (fdatasync after every flush that
+//! - [`Fsync::Always`]: nothing that a completed `commit` wrote (fdatasync after every commit that
 //!   wrote). Costs one fdatasync per busy loop turn, which wears an SD card.
 //! - [`Fsync::Every`] (`--fsync SECS`, default 1 s): up to that long of events: the first write
-//!   after a sync sets a deadline ([`Journal::deadline`]), and the flush at or after it syncs.
+//!   after a sync sets a deadline ([`Journal::deadline`]), and the commit at or after it syncs.
 //! - [`Fsync::Never`]: whatever the kernel had not written back yet (on Linux typically up to
 //!   30 s).
 //!
-//! SIGTERM and kill -9 lose nothing that a flush wrote, whatever the policy (the kernel holds it);
-//! kill -9 takes only a batch appended but not yet flushed in the turn it lands in.
+//! SIGTERM and kill -9 lose nothing that a commit wrote, whatever the policy (the kernel holds it);
+//! kill -9 takes only a batch appended but not yet committed in the turn it lands in.
 //!
 //! # Errors
 //!
 //! A write or sync error (disk full, EIO) is returned, never a panic: the batch is kept and written
-//! again at the same offset by a later flush (at most once per second), so a transient error
+//! again at the same offset by a later commit (at most once per second), so a transient error
 //! loses nothing. While it keeps failing and the batch is full, further records are dropped
 //! ([`AppendError`]); the journal then has a sequence break, and a later start replays only what
 //! came after it. Time is passed in (`now_ms`, milliseconds on any monotonic clock): nothing
@@ -192,7 +192,7 @@ pub struct Journal {
     unsynced: bool,
     /// When the next fdatasync is due; `u64::MAX`: none.
     sync_due: u64,
-    /// The last write failed; `retry_at` is when `flush` tries again.
+    /// The last write failed; `retry_at` is when `commit` tries again.
     failing: bool,
     retry_at: u64,
     rotate_failing: bool,
@@ -215,7 +215,7 @@ impl Journal {
         }
         let needed = r.encoded_len();
         if self.batch_len + needed > self.batch.len() {
-            // While writes fail, only `flush` retries them, at its pace.
+            // While writes fail, only `commit` retries them, at its pace.
             if self.failing {
                 return Err(AppendError::Dropped);
             }
@@ -245,7 +245,7 @@ impl Journal {
     /// before writing a publish response: a turn can answer several publishes, and an answered
     /// event must be in the file for kill -9 to lose nothing (it costs nothing when the batch is
     /// empty).
-    pub fn flush(&mut self, now_ms: u64) -> Result<(), WriteError> {
+    pub fn commit(&mut self, now_ms: u64) -> Result<(), WriteError> {
         if self.batch_len > 0 && !(self.failing && now_ms < self.retry_at) {
             if let Err(e) = self.write_batch() {
                 self.failing = true;
@@ -294,7 +294,7 @@ impl Journal {
         self.failing
     }
 
-    /// When the loop must call `flush` again even if nothing else happens: a due fdatasync or a
+    /// When the loop must call `commit` again even if nothing else happens: a due fdatasync or a
     /// retry after a failure. `u64::MAX` when nothing is due.
     pub fn deadline(&self) -> u64 {
         let mut due = self.sync_due;

@@ -113,12 +113,12 @@ fn load(o: &Options) -> (Vec<Owned>, Loaded) {
     (v, loaded)
 }
 
-/// Appends `seqs` to the journal, one flush each.
+/// Appends `seqs` to the journal, one commit each.
 fn write(o: &Options, seqs: impl IntoIterator<Item = u64>) {
     let (mut j, _) = Journal::open(o.clone(), |_| {}).unwrap();
     for s in seqs {
         j.append(&sample(s).rec()).unwrap();
-        j.flush(0).unwrap();
+        j.commit(0).unwrap();
     }
 }
 
@@ -155,13 +155,13 @@ fn round_trip_keeps_every_field() {
     {
         let (mut j, loaded) = Journal::open(o.clone(), |_| panic!("empty journal")).unwrap();
         assert_eq!(loaded, Loaded::default());
-        // Several records per flush, and some flushes with nothing to write.
+        // Several records per commit, and some commits with nothing to write.
         for chunk in all.chunks(3) {
             for r in chunk {
                 j.append(&r.rec()).unwrap();
             }
-            j.flush(0).unwrap();
-            j.flush(0).unwrap();
+            j.commit(0).unwrap();
+            j.commit(0).unwrap();
         }
     }
     let (got, loaded) = load(&o);
@@ -179,7 +179,7 @@ fn reopen_continues_after_the_last_record() {
     assert_eq!((got.len(), loaded.last_seq), (10, Some(10)));
     write(&o, 11..=20);
     assert_eq!(load(&o).0, samples(1..=20));
-    // Records batched but never flushed are written when the journal is dropped.
+    // Records batched but never committed are written when the journal is dropped.
     let (mut j, _) = Journal::open(o.clone(), |_| {}).unwrap();
     j.append(&sample(21).rec()).unwrap();
     drop(j);
@@ -331,7 +331,7 @@ fn the_byte_budget_holds_and_the_newest_records_stay() {
     for s in 1..=5000u64 {
         j.append(&sample(s).rec()).unwrap();
         if s % 7 == 0 {
-            j.flush(s).unwrap();
+            j.commit(s).unwrap();
             let on_disk = dir.segment_bytes();
             assert_eq!(on_disk, j.on_disk_bytes());
             max_seen = max_seen.max(on_disk);
@@ -389,36 +389,36 @@ fn fsync_policies_and_the_deadline() {
     let o = Options { fsync: Fsync::Every { ms: 1000 }, ..opts(&dir.file()) };
     let (mut j, _) = Journal::open(o.clone(), |_| {}).unwrap();
     assert_eq!(j.deadline(), u64::MAX);
-    j.flush(0).unwrap();
+    j.commit(0).unwrap();
     assert_eq!(j.deadline(), u64::MAX, "nothing written, nothing due");
     j.append(&sample(1).rec()).unwrap();
-    j.flush(100).unwrap();
+    j.commit(100).unwrap();
     assert_eq!((j.deadline(), j.syncs), (1100, 0));
     // More writes before the deadline do not move it.
     j.append(&sample(2).rec()).unwrap();
-    j.flush(900).unwrap();
+    j.commit(900).unwrap();
     assert_eq!((j.deadline(), j.syncs), (1100, 0));
-    j.flush(1099).unwrap();
+    j.commit(1099).unwrap();
     assert_eq!(j.syncs, 0);
-    j.flush(1100).unwrap();
+    j.commit(1100).unwrap();
     assert_eq!((j.deadline(), j.syncs), (u64::MAX, 1));
-    j.flush(5000).unwrap();
+    j.commit(5000).unwrap();
     assert_eq!(j.syncs, 1, "nothing written since");
     drop(j);
 
     let (mut j, _) = Journal::open(Options { fsync: Fsync::Always, ..o.clone() }, |_| {}).unwrap();
     for s in 3..=5 {
         j.append(&sample(s).rec()).unwrap();
-        j.flush(0).unwrap();
+        j.commit(0).unwrap();
         assert_eq!(j.deadline(), u64::MAX);
     }
-    j.flush(0).unwrap();
+    j.commit(0).unwrap();
     assert_eq!(j.syncs, 3);
     drop(j);
 
     let (mut j, _) = Journal::open(Options { fsync: Fsync::Never, ..o.clone() }, |_| {}).unwrap();
     j.append(&sample(6).rec()).unwrap();
-    j.flush(0).unwrap();
+    j.commit(0).unwrap();
     j.shutdown().unwrap();
     assert_eq!((j.deadline(), j.syncs), (u64::MAX, 0));
 
@@ -437,14 +437,14 @@ fn a_failed_write_keeps_the_batch_and_retries_later() {
     let o = opts(&path);
     let (mut j, _) = Journal::open(o.clone(), |_| {}).unwrap();
     j.append(&sample(1).rec()).unwrap();
-    j.flush(0).unwrap();
+    j.commit(0).unwrap();
     // A read-only descriptor stands in for a failing disk.
     let good = std::mem::replace(&mut j.file, File::open(&path).unwrap());
     j.append(&sample(2).rec()).unwrap();
-    assert!(matches!(j.flush(10), Err(WriteError::Write(_))));
+    assert!(matches!(j.commit(10), Err(WriteError::Write(_))));
     assert_eq!(j.deadline(), 10 + RETRY_MS);
     j.append(&sample(3).rec()).unwrap();
-    j.flush(20).unwrap(); // not retried yet
+    j.commit(20).unwrap(); // not retried yet
     // Fill the batch: with writes failing, records beyond it are dropped, not written early.
     let mut s = 4;
     let dropped = loop {
@@ -455,7 +455,7 @@ fn a_failed_write_keeps_the_batch_and_retries_later() {
     };
     assert_eq!(dropped, AppendError::Dropped);
     j.file = good;
-    j.flush(10 + RETRY_MS).unwrap();
+    j.commit(10 + RETRY_MS).unwrap();
     drop(j);
     assert_eq!(load(&o).0, samples(1..s));
 }
@@ -522,7 +522,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 #[test]
-fn append_and_flush_do_not_allocate_even_when_rotating() {
+fn append_and_commit_do_not_allocate_even_when_rotating() {
     let dir = TempDir::new("alloc");
     let o = Options { budget_bytes: 64 << 10, fsync: Fsync::Every { ms: 10 }, max_data: 1000, ..opts(&dir.file()) };
     let events = samples(1..=3000);
@@ -534,7 +534,7 @@ fn append_and_flush_do_not_allocate_even_when_rotating() {
     for (i, e) in events.iter().enumerate() {
         j.append(&e.rec()).unwrap();
         if i % 5 == 0 {
-            j.flush(i as u64).unwrap();
+            j.commit(i as u64).unwrap();
         }
     }
     j.shutdown().unwrap();
