@@ -37,10 +37,16 @@ pub(crate) struct Waiter {
     pub cors: CorsKind,
 }
 
+/// Publishes of one connection that may wait for Redis at once: a pipelining publisher's next
+/// ones go to Redis behind the first instead of one round trip each. Their answers gather in the
+/// output part in front of `ORIGIN_AT` (at most about 300 bytes each).
+pub(crate) const MAX_IN_FLIGHT: usize = 6;
+
 /// Cluster state of one connection slot.
-#[derive(Copy, Clone, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SlotState {
-    pub waiting: Option<Waiter>,
+    /// Its publishes waiting for Redis, oldest first (answers come back in order).
+    pub waiting: heapless::Deque<Waiter, MAX_IN_FLIGHT>,
     /// Its stream's own claim has been read back: any later claim of its client id replaces it.
     pub confirmed: bool,
     /// Its stream holds its client id in this instance's presence set: release it at the end

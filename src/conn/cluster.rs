@@ -36,17 +36,21 @@ impl Conns {
     /// reused) is ignored.
     pub fn answer_publish(&mut self, token: u64, answer: Answer, slots: &mut [SlotState], now: Millis) {
         let Some(key) = self.key_of_token(token) else { return };
-        let Some(waiter) = slots.get_mut(key.index as usize).and_then(|s| s.waiting.take()) else { return };
+        let Some(slot) = slots.get_mut(key.index as usize) else { return };
+        let Some(waiter) = slot.waiting.pop_front() else { return };
+        let more = !slot.waiting.is_empty();
         let Some(conn) = self.slab.get_mut(key) else { return };
         if conn.queued != Queued::Redis || conn.state != State::Request || waiter.generation != key.generation() {
             return;
         }
         let Some(id) = conn.buf else { return };
-        conn.queued = Queued::Ready;
         conn.since = now;
         conn.fresh = false;
         let (state, _, out) = self.pool.parts(id);
         let (front, origin) = out.split_at_mut(ORIGIN_AT);
+        // Behind the answers to earlier publishes of this connection, which wait with it.
+        let base = (state.out_len as usize).min(front.len());
+        let front = &mut front[base..];
         let cors = match waiter.cors {
             CorsKind::Any => Cors::Any,
             CorsKind::Denied => Cors::Denied,
@@ -67,10 +71,13 @@ impl Conns {
         if response::simple(&mut w, status, ctype, &body[..n + 1], keep_alive, cors, extra).is_none() {
             w.len = 0;
         }
-        state.out_pos = 0;
-        state.out_len = w.len as u32;
-        state.close_after = !keep_alive;
-        self.ready.push_back(key);
+        state.out_len = (base + w.len) as u32;
+        state.close_after |= !keep_alive;
+        if !more {
+            // Every answer is in: the request driver writes them and reads on (next turn).
+            conn.queued = Queued::Ready;
+            self.ready.push_back(key);
+        }
     }
 
     /// A claim read from the stream: the newest stream with `client` is `stream` of instance

@@ -44,8 +44,8 @@ impl Conns {
         let mut answered = 0;
         loop {
             #[cfg(feature = "cluster")]
-            if self.slab.get(key).is_some_and(|c| c.queued == Queued::Redis) {
-                return; // its answer waits for Redis (`answer_publish`)
+            if self.slab.get(key).is_some_and(|c| c.queued == Queued::Redis) && !self.may_pipeline(key, ctx) {
+                return; // its answers wait for Redis (`answer_publish`)
             }
             let id = if ctx.hub.journal_pending() && self.has_output(key) {
                 match self.room_for_answer(key) {
@@ -92,7 +92,7 @@ impl Conns {
                     {
                         self.ready.retain(|&k| k != key);
                     }
-                    return;
+                    // A pipelining publisher's next publish may go to Redis behind this one.
                 }
                 Step::NeedMore => {
                     if ctx.hub.journal_pending() && self.has_output(key) {
@@ -114,6 +114,36 @@ impl Conns {
                 }
             }
         }
+    }
+
+    /// Cluster mode, a connection whose publishes wait for Redis: whether the next request may
+    /// go to Redis behind them. Only a complete publish (POST to /events or /sse/send) with a
+    /// Content-Length body and no `Origin` (its answer then needs no per-request CORS), while
+    /// fewer than `MAX_IN_FLIGHT` wait: anything else waits for their answers, so answers leave
+    /// in the order of the requests.
+    #[cfg(feature = "cluster")]
+    fn may_pipeline(&mut self, key: Key, ctx: &mut Ctx) -> bool {
+        let Some(node) = ctx.hub.cluster.as_ref() else { return false };
+        if node.slots.get(key.index as usize).is_none_or(|s| s.waiting.is_full()) {
+            return false;
+        }
+        let Some(conn) = self.slab.get_mut(key) else { return false };
+        let Some(id) = conn.buf else { return false };
+        if read_input(&mut conn.sock, &mut self.pool, id).is_err() {
+            return false; // the close is seen once the answers are written
+        }
+        let (state, input, _) = self.pool.parts(id);
+        let Ok(http::Parsed::Complete(head)) =
+            http::request::parse_head(&input[..state.in_len as usize], crate::limits::MAX_HEAD_BYTES)
+        else {
+            return false;
+        };
+        let path = head.path.of(input);
+        head.method == Method::Post
+            && matches!(head.body, http::Body::Length(_))
+            && head.origin.is_none()
+            && head.keep_alive
+            && (path == b"/events" || path == b"/sse/send")
     }
 
     /// The connection's buffer holds output not yet written.
@@ -215,10 +245,7 @@ impl Conns {
             Err(e) => return self.refuse(key, id, e, Some(head), ctx),
             #[cfg(feature = "cluster")]
             Ok(Outcome::Await) => {
-                state.out_pos = 0;
-                state.out_len = 0;
-                state.body = &[];
-                state.body_pos = 0;
+                // Answers of earlier publishes of this connection may wait in the output part.
                 self.pool.consume_input(id, consumed);
                 return Step::Awaiting;
             }

@@ -70,6 +70,10 @@ fn publish_to_cluster(
     use crate::routes::Cors;
     hub.check(event).map_err(refusal)?;
     let Some(node) = hub.cluster.as_mut() else { return Err(HttpError::Upstream("redis unavailable")) };
+    // The request driver routes a publish only while its connection has room to wait.
+    if node.slots.get(stream.slot as usize).is_none_or(|s| s.waiting.is_full()) {
+        return Err(HttpError::Upstream("too many publishes waiting on this connection"));
+    }
     let token = slot_token(stream.slot, stream.generation);
     node.link.publish(event, token).map_err(|e| match e {
         LinkError::TooLarge => HttpError::PayloadTooLarge,
@@ -88,7 +92,7 @@ fn publish_to_cluster(
     };
     let waiter = Waiter { generation: stream.generation, keep_alive: head.keep_alive, cors };
     if let Some(slot) = node.slots.get_mut(stream.slot as usize) {
-        slot.waiting = Some(waiter);
+        let _ = slot.waiting.push_back(waiter); // room checked above
     }
     Ok(Outcome::Await)
 }
