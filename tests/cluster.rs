@@ -652,3 +652,48 @@ fn history_file_with_redis_is_refused() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!std::path::Path::new("/tmp/tinysse-never-made").exists());
 }
+
+/// A pipelining publisher in cluster mode: publishes of one connection go to Redis behind each
+/// other, and their answers come back in the order of the requests, a GET in between too.
+#[test]
+fn pipelined_publishes_are_answered_in_order_with_the_ids_subscribers_see() {
+    let redis = Redis::start();
+    let a = instance(&redis, "tp", &[]);
+    let mut s = SseStream::open(a.addr, "/events");
+    let post = |data: &str| {
+        let body = form(&[("data", data)]);
+        format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut all = String::new();
+    for i in 0..20 {
+        all += &post(&format!("p{i}"));
+        if i == 9 {
+            all += "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n";
+        }
+    }
+    let mut c = Conn::open(a.addr);
+    c.send(all.as_bytes());
+    let mut answered = Vec::new();
+    for i in 0..21 {
+        let r = c.read_response().unwrap_or_else(|e| panic!("answer {i}: {e}"));
+        assert_eq!(r.status, 200, "answer {i}: {}", r.text());
+        if i == 10 {
+            assert!(r.text().contains("\"subscribers\""), "the GET's answer in its place: {}", r.text());
+        } else {
+            answered.push(id_of(&r));
+        }
+    }
+    let seen: Vec<(String, String)> = (0..20)
+        .map(|_| {
+            let f = event(&mut s);
+            let data = f.data_str();
+            (f.id.unwrap_or_default(), data)
+        })
+        .collect();
+    let want: Vec<(String, String)> =
+        answered.iter().enumerate().map(|(i, id)| (id.clone(), format!("p{i}"))).collect();
+    assert_eq!(seen, want, "subscribers see the events in request order, with the ids answered");
+}
