@@ -508,9 +508,13 @@ fn answered_keepalive_connection_is_closed_by_the_keepalive_timeout() {
         "closed by the 1 s head timeout after an answer"
     );
     assert!(c.closed_within(Duration::from_secs(12)), "idle keep-alive connection still open after 15 s");
-    let log = server.log_text();
-    assert!(log.contains("closed (keep-alive timeout)"), "{log}");
-    assert!(!log.contains("closed (head timeout)"), "{log}");
+    // The server's log is read from its pipe by another thread: wait for the line.
+    assert!(
+        server.wait_logs(T, |l| l.iter().any(|l| l.contains("closed (keep-alive timeout)"))),
+        "{}",
+        server.log_text()
+    );
+    assert!(!server.log_text().contains("closed (head timeout)"), "{}", server.log_text());
 }
 
 // ---------------------------------------------------------------------------
