@@ -6,22 +6,16 @@
 //! with Last-Event-ID and disconnect. The count is the assertion. Run with `--features cluster`.
 #![cfg(feature = "cluster")]
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "util/counting.rs"]
 mod counting;
-use counting::{ALLOCATIONS, ON_SERVER_THREAD};
+use counting::{Sub, count_during, publish, request, start_counted};
 
 #[global_allocator]
 static GLOBAL: counting::Counting = counting::Counting;
-
-/// 0: warming up, 1: counting, 2: done.
-static PHASE: AtomicU8 = AtomicU8::new(0);
-static COUNTED: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// A redis-server on a free loopback port, persistence off, killed when the test ends.
 struct Redis(Child, u16);
@@ -52,87 +46,18 @@ impl Drop for Redis {
 }
 
 fn start_server(redis_port: u16) -> (SocketAddr, tinysse::Publisher, std::thread::JoinHandle<()>) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let url = tinysse::RedisUrl::parse(&format!("redis://127.0.0.1:{redis_port}")).unwrap();
-        let config = tinysse::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            max_clients: 64,
-            heartbeat_secs: 1,
-            history: 16,
-            request_buffers: 4,
-            redis: Some(url),
-            redis_stream: format!("zero-alloc-{}", std::process::id()),
-            ..Default::default()
-        };
-        let mut server = tinysse::Server::new(config).expect("server starts");
-        tx.send((server.local_addr(), server.publisher())).unwrap();
-        ON_SERVER_THREAD.with(|on| on.set(true));
-        let mut base = None;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            server.poll(Some(Duration::from_millis(5))).expect("poll");
-            match PHASE.load(Ordering::SeqCst) {
-                1 if base.is_none() => base = Some(ALLOCATIONS.with(|n| n.get())),
-                2 => {
-                    let now = ALLOCATIONS.with(|n| n.get());
-                    COUNTED.store(now - base.unwrap_or(now), Ordering::SeqCst);
-                    break;
-                }
-                _ => {}
-            }
-        }
-        ON_SERVER_THREAD.with(|on| on.set(false));
-        server.shutdown();
-    });
-    let (addr, publisher) = rx.recv().unwrap();
-    (addr, publisher, handle)
-}
-
-fn request(addr: SocketAddr, raw: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(raw.as_bytes()).unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-fn publish(addr: SocketAddr, form: &str) -> String {
-    request(
-        addr,
-        &format!(
-            "POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        ),
-    )
-}
-
-struct Sub {
-    sock: TcpStream,
-    seen: String,
-}
-
-impl Sub {
-    fn open(addr: SocketAddr, target: &str, last_id: Option<&str>) -> Sub {
-        let mut sock = TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let header = last_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
-        sock.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n{header}\r\n").as_bytes()).unwrap();
-        let mut sub = Sub { sock, seen: String::new() };
-        sub.wait_for("retry: ");
-        sub
-    }
-
-    /// Reads until `needle` has been seen (after what earlier waits consumed).
-    fn wait_for(&mut self, needle: &str) {
-        let mut buf = [0u8; 4096];
-        while !self.seen.contains(needle) {
-            let n = self.sock.read(&mut buf).expect("stream read");
-            assert!(n > 0, "stream ended before {needle:?}; got {:?}", self.seen);
-            self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    }
+    let url = tinysse::RedisUrl::parse(&format!("redis://127.0.0.1:{redis_port}")).unwrap();
+    let config = tinysse::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_clients: 64,
+        heartbeat_secs: 1,
+        history: 16,
+        request_buffers: 4,
+        redis: Some(url),
+        redis_stream: format!("zero-alloc-{}", std::process::id()),
+        ..Default::default()
+    };
+    start_counted(config)
 }
 
 /// The body of a response read to its end.
@@ -192,12 +117,10 @@ fn no_allocation_after_start_in_cluster_mode() {
         std::thread::sleep(Duration::from_millis(20));
     }
     workload(addr, &publisher, 0);
-    PHASE.store(1, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(50));
-    workload(addr, &publisher, 1);
-    workload(addr, &publisher, 2);
-    PHASE.store(2, Ordering::SeqCst);
-    server.join().unwrap();
+    let counted = count_during(server, || {
+        workload(addr, &publisher, 1);
+        workload(addr, &publisher, 2);
+    });
     drop(redis);
-    assert_eq!(COUNTED.load(Ordering::SeqCst), 0, "allocations on the server thread after start-up");
+    assert_eq!(counted, 0, "allocations on the server thread after start-up");
 }
