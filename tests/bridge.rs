@@ -8,23 +8,9 @@ mod util;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use util::*;
-
-/// A child process stopped when the test ends, however it ends: SIGTERM first (nginx's master
-/// then stops its workers), SIGKILL if it lingers.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        if wait_child(&mut self.0, Duration::from_secs(5)).is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -180,22 +166,7 @@ fn two_instances_behind_nginx_deliver_every_event_to_everyone() {
         .replace("127.0.0.1:8081", &a.addr.to_string())
         .replace("127.0.0.1:8082", &b.addr.to_string())
         .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
-    let main = format!(
-        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 512; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{conf}\n}}\n",
-        d = dir.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let nginx = Command::new("nginx")
-        .arg("-p")
-        .arg(&dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .spawn()
-        .unwrap();
-    let _nginx = Guard(nginx);
-    wait_port(port);
+    let _nginx = start_nginx(&dir, &conf, port);
     let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // Round robin puts two subscribers on each instance.
     let mut streams: Vec<SseStream> = (0..4).map(|_| SseStream::open(proxy, "/events?topic=sensors/*")).collect();

@@ -5,11 +5,11 @@
 
 mod util;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use util::*;
 
 fn chromium() -> String {
@@ -155,20 +155,6 @@ fn tinysse_js_parses_sse_by_the_whatwg_rules() {
     assert!(!out.contains("\"ok\":false"), "{out}");
 }
 
-/// A child process stopped when the test ends, however it ends: SIGTERM first (nginx's master
-/// then stops its workers), SIGKILL if it lingers.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        if wait_child(&mut self.0, Duration::from_secs(5)).is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 fn need(bin: &str, package: &str) {
     let found = Command::new("sh").arg("-c").arg(format!("command -v {bin}")).output().unwrap().status.success();
     assert!(found, "{bin} not found: install Debian's {package} (as .ci/run does)");
@@ -202,27 +188,7 @@ fn http2_proxy_lets_one_page_open_ten_streams() {
         .replace("listen 443 ssl http2;", &format!("listen 127.0.0.1:{port} ssl http2;"))
         .replace("/etc/nginx/tinysse.crt", &dir.join("cert.pem").to_string_lossy())
         .replace("/etc/nginx/tinysse.key", &dir.join("key.pem").to_string_lossy());
-    let main = format!(
-        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 512; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{conf}\n}}\n",
-        d = dir.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let nginx = Command::new("nginx")
-        .arg("-p")
-        .arg(&dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .spawn()
-        .unwrap();
-    let _nginx = Guard(nginx);
-    let deadline = Instant::now() + T;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-        assert!(Instant::now() < deadline, "nginx does not listen on {port}:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _nginx = start_nginx(&dir, &conf, port);
     node(
         "h2.mjs",
         &[&format!("https://127.0.0.1:{port}"), &format!("http://{}", server.addr)],

@@ -11,7 +11,7 @@
 mod util;
 
 use std::collections::HashSet;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -238,20 +238,6 @@ fn bad_urls_exit_2_without_showing_the_password() {
     }
 }
 
-/// A child process stopped when the test ends, however it ends: SIGTERM first (nginx's master
-/// then stops its workers), SIGKILL if it lingers.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        if wait_child(&mut self.0, Duration::from_secs(5)).is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 fn temp_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -262,36 +248,13 @@ fn temp_dir(name: &str) -> PathBuf {
 /// A real nginx on a free loopback port running docs/nginx-tinysse.conf (round robin, no
 /// stickiness) with the given instances as its upstream.
 fn nginx(dir: &Path, upstream: &[SocketAddr]) -> (Guard, SocketAddr) {
-    let found = Command::new("sh").arg("-c").arg("command -v nginx").output().unwrap().status.success();
-    assert!(found, "nginx not found: install Debian's nginx (as .ci/run does)");
     let port = free_port();
     let servers: String = upstream.iter().map(|a| format!("    server {a};\n")).collect();
     let conf = include_str!("../docs/nginx-tinysse.conf")
         .replace("    server 127.0.0.1:8081;\n    server 127.0.0.1:8082;\n", &servers)
         .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
     assert!(conf.contains(&servers), "the upstream lines of docs/nginx-tinysse.conf changed");
-    let main = format!(
-        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 512; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{conf}\n}}\n",
-        d = dir.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = Guard(child);
-    let until = Instant::now() + T;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "nginx does not listen on {port}");
-        thread::sleep(Duration::from_millis(50));
-    }
+    let guard = start_nginx(dir, &conf, port);
     (guard, format!("127.0.0.1:{port}").parse().unwrap())
 }
 

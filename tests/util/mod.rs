@@ -778,3 +778,52 @@ impl SseStream {
         let _ = self.w.shutdown(Shutdown::Both);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Other processes a test runs (nginx, brokers)
+// ---------------------------------------------------------------------------
+
+/// A child process stopped when the test ends, however it ends: SIGTERM first (nginx's master
+/// then stops its workers), SIGKILL if it lingers.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        if wait_child(&mut self.0, Duration::from_secs(5)).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A real nginx (Debian's) running in `dir`, with `conf` (server and upstream blocks) in its
+/// `http` block, temporary files and logs in `dir`; returns once it listens on `port`.
+pub fn start_nginx(dir: &std::path::Path, conf: &str, port: u16) -> Guard {
+    let found = Command::new("sh").arg("-c").arg("command -v nginx").output().map(|o| o.status.success());
+    assert!(found.unwrap_or(false), "nginx not found: install Debian's nginx (as .ci/run does)");
+    let main = format!(
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 512; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{conf}\n}}\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), main).unwrap();
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    let guard = Guard(child);
+    let deadline = Instant::now() + T;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        assert!(Instant::now() < deadline, "nginx does not listen on {port}:\n{log}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    guard
+}
