@@ -110,6 +110,7 @@
 mod error;
 mod format;
 mod load;
+mod scan;
 #[cfg(test)]
 mod tests;
 
