@@ -12,6 +12,7 @@ use crate::publish::handle::StreamId;
 use crate::routes::{Outcome, Request, head_end, write_error};
 use crate::time::Millis;
 use log::{debug, warn};
+use std::time::Instant;
 
 /// Room an answer may need in a buffer's output part: the largest is /metrics (a 3 KiB body).
 const MAX_ANSWER: usize = 4096;
@@ -56,7 +57,7 @@ impl Conns {
                 let Some(id) = self.write_pending(key, State::Request, ctx.hub, now) else { return };
                 id
             };
-            if answered == REQUESTS_PER_TURN || !ctx.pass.admits_publish(&ctx.hub.log) {
+            if answered == REQUESTS_PER_TURN || !ctx.pass.admits_publish(&ctx.hub.log, Instant::now()) {
                 if ctx.hub.journal_pending() && self.has_output(key) {
                     return self.wait_for_journal(key);
                 }

@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use crate::publish::handle::EventId;
 
@@ -327,8 +327,12 @@ impl Server {
         // The fan-out pass, in slices of time. Between two, a zero-timeout poll asks whether anyone is
         // waiting (a publisher for its answer, a new subscriber); if so the pass yields and
         // resumes next turn, so a publish is answered within a slice whatever the fan-out, and
-        // the events it brings ride in the rest of the same pass.
+        // the events it brings ride in the rest of the same pass. A publish the pass held back
+        // (`Pass::admits_publish`) is taken once its hold is over.
         while !self.conns.fan_out(&mut self.hub, &mut self.pass, now, PASS_SLICE) {
+            if self.conns.has_ready() && self.pass.hold_is_over(Instant::now()) {
+                break;
+            }
             if self.conns.awaits_journal() {
                 break; // answers wait for the next turn's write to the history file
             }
