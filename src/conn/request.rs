@@ -4,6 +4,7 @@
 use super::io::{read_input, write_out};
 use super::table::{Conns, Ctx, Peer};
 use super::{Close, Queued, State};
+use crate::deliver::Admit;
 use crate::http::{self, Framing, Head, HttpError, Method};
 use crate::mem::pool::OUT_BYTES;
 use crate::mem::{BufId, Key, Writer};
@@ -42,7 +43,7 @@ impl Conns {
     /// they gather in the buffer (a pipelining publisher's sixteen answers, one write later)
     /// and the connection waits in `after_journal` for the turn's one write to the file.
     pub(super) fn drive_request(&mut self, key: Key, ctx: &mut Ctx, now: Millis) {
-        let mut answered = 0;
+        let (mut answered, mut read) = (0, false);
         loop {
             #[cfg(feature = "cluster")]
             if self.slab.get(key).is_some_and(|c| c.queued == Queued::Redis) && !self.may_pipeline(key, ctx) {
@@ -57,7 +58,11 @@ impl Conns {
                 let Some(id) = self.write_pending(key, State::Request, ctx.hub, now) else { return };
                 id
             };
-            if answered == REQUESTS_PER_TURN || !ctx.pass.admits_publish(&ctx.hub.log, Instant::now()) {
+            let admit = match answered {
+                REQUESTS_PER_TURN => Admit::Held,
+                _ => ctx.pass.admits_publish(&ctx.hub.log, Instant::now()),
+            };
+            if admit == Admit::Held {
                 if ctx.hub.journal_pending() && self.has_output(key) {
                     return self.wait_for_journal(key);
                 }
@@ -71,8 +76,13 @@ impl Conns {
                 return;
             }
             let Some(conn) = self.slab.get_mut(key) else { return };
-            if let Err(why) = read_input(&mut conn.sock, &mut self.pool, id) {
-                return self.close(key, why, ctx.hub);
+            // Released by the end of a hold: what it sent by now, read once, is taken; a waiting
+            // publisher's next request, sent on this answer, waits for the next hold.
+            if admit == Admit::Now || !read {
+                if let Err(why) = read_input(&mut conn.sock, &mut self.pool, id) {
+                    return self.close(key, why, ctx.hub);
+                }
+                read = true;
             }
             match self.handle_request(key, id, ctx, now) {
                 Step::Responded => {

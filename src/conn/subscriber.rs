@@ -103,7 +103,7 @@ impl Conns {
     /// yield to waiting peers first. Time, not a count: a writev costs 2 µs to one loopback
     /// socket here and several times that to a slow peer.
     pub fn fan_out(&mut self, hub: &mut Hub, pass: &mut Pass, now: Millis, budget: Duration) -> bool {
-        let Some(start) = pass.start(&hub.log) else { return true };
+        let Some(start) = pass.start(&hub.log, hub.subscribers) else { return true };
         let began = Instant::now();
         let (first, next) = (hub.log.first_seq(), hub.log.next_seq());
         let mut written = 0;

@@ -274,6 +274,8 @@ impl Conns {
         conn.write_blocked = false;
         match conn.state {
             State::Request => self.drive_request(key, ctx, now),
+            // Events it owes go with the fan-out pass; a heartbeat or the response head at once.
+            State::Subscriber if conn.buf.is_none() && conn.cursor.seq < ctx.hub.log.next_seq() => ctx.pass.sweep(),
             State::Subscriber => self.write_subscriber(key, ctx.hub, now),
             State::Text => self.drive_text(key, ctx.hub, now),
             State::Waiting | State::Idle | State::Linger => {}

@@ -9,10 +9,30 @@ pub(crate) use writev::{Sink, WriteError, write};
 use crate::publish::EventLog;
 use std::time::{Duration, Instant};
 
-/// The longest one publish waits for a busy fan-out pass before it is taken anyway and rides
-/// in the rest of that pass. A pass over 10,000 subscribers takes tens of milliseconds here; a
-/// publisher that waits for each answer is then held about a millisecond, not the whole pass.
+/// How often, per subscriber, publishers' requests are taken while events flow: one release
+/// of every waiting connection per `HOLD_PER_SUBSCRIBER` times the subscribers (250 µs at
+/// 1,000), `MAX_HOLD` at most. About what one event costs a subscriber's reader here: sooner,
+/// and a publisher that waits for each answer fills the subscribers' socket buffers faster
+/// than they read them, so each event waits behind hundreds of others (measured,
+/// BENCHMARKS.md: delivery p99 18-20 ms at 1,000 subscribers with 100 ns, 9-11 ms with 250 ns,
+/// nchan's 11-12 ms; 120 ms and more with no pacing at all).
+pub(crate) const HOLD_PER_SUBSCRIBER: Duration = Duration::from_nanos(400);
+
+/// The longest a request waits for the next release: a publisher that waits for each answer
+/// is answered within about a millisecond however many subscribers.
 pub(crate) const MAX_HOLD: Duration = Duration::from_millis(1);
+
+/// What the fan-out says to a connection's next request (`Pass::admits_publish`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Taken at once: nothing to pace.
+    Now,
+    /// A release: the requests the connection has sent by now are taken; the next one it
+    /// sends waits for the next release.
+    Released,
+    /// It waits for the next release; the connection's turn is over.
+    Held,
+}
 
 /// Where a subscriber stands in the event log, and what else it owes the wire.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -44,33 +64,62 @@ impl Cursor {
 /// The fan-out pass: which events it carries and where it resumes. A pass covers the events
 /// published before it began; it runs in chunks between which the loop reads and answers
 /// requests, and later chunks carry events published meanwhile in the same writev.
+///
+/// It also paces publishers (`admits_publish`), since how fast events come is what decides how
+/// long each waits before it reaches every subscriber.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Pass {
     /// `log.next_seq()` when the last (or current) pass began.
     began_at: u64,
     /// The slot the current pass resumes at, if one is under way.
     resume_at: Option<usize>,
-    /// Since when a publish has been held back by the pass under way, if one is.
-    held_since: Option<Instant>,
+    /// A subscriber that owes events can be written again: a pass is due even without news.
+    sweep: bool,
+    /// The time between two releases of waiting publishers, for the subscribers there are.
+    hold: Duration,
+    /// When the last release began, and whether this loop turn is it.
+    released_at: Option<Instant>,
+    releasing: bool,
+    /// A request waits for the next release.
+    holding: bool,
 }
 
 impl Pass {
     pub fn new(log: &EventLog) -> Pass {
-        Pass { began_at: log.next_seq(), resume_at: None, held_since: None }
+        Pass {
+            began_at: log.next_seq(),
+            resume_at: None,
+            sweep: false,
+            hold: Duration::ZERO,
+            released_at: None,
+            releasing: false,
+            holding: false,
+        }
     }
 
-    /// Work is waiting: a pass under way, or events published since the last one began.
+    /// Work is waiting: a pass under way, events published since the last one began, or a
+    /// subscriber that came writable.
     pub fn is_due(&self, log: &EventLog) -> bool {
-        self.resume_at.is_some() || log.next_seq() != self.began_at
+        self.resume_at.is_some() || log.next_seq() != self.began_at || self.sweep
     }
 
-    /// The slot to start (or resume) at, if a pass is due; starting one records what it carries.
-    pub fn start(&mut self, log: &EventLog) -> Option<usize> {
+    /// A subscriber that owes events can be written again (its socket drained): the pass
+    /// under way, or the next one, writes it with the others, so the loop turn that saw it
+    /// writable stays short however many came writable at once.
+    pub fn sweep(&mut self) {
+        self.sweep = true;
+    }
+
+    /// The slot to start (or resume) at, if a pass is due; starting one records what it
+    /// carries, and the release interval for `subscribers`.
+    pub fn start(&mut self, log: &EventLog, subscribers: usize) -> Option<usize> {
         match self.resume_at {
             Some(at) => Some(at),
-            None if log.next_seq() == self.began_at => None,
+            None if !self.is_due(log) => None,
             None => {
+                self.sweep = false;
                 self.began_at = log.next_seq();
+                self.hold = (HOLD_PER_SUBSCRIBER * subscribers.min(u32::MAX as usize) as u32).min(MAX_HOLD);
                 Some(0)
             }
         }
@@ -84,47 +133,63 @@ impl Pass {
     /// Every subscriber was visited.
     pub fn finish(&mut self) {
         self.resume_at = None;
-        self.held_since = None;
     }
 
-    /// Whether a publisher may add another event now (`now`: read by the caller when asking).
-    /// While a pass is under way, an eighth of the ring's slots in new events (16 at least) are
-    /// taken at once: they ride in the rest of the pass, and the pass (not the subscribers)
-    /// sets the pace. Beyond that a publish waits for the pass to end, but one publish per
-    /// `MAX_HOLD` is taken anyway, so a publisher is answered promptly however long the pass
-    /// (before: held for the whole pass, 40-70 ms at the p99 of the round trip at 10,000
-    /// subscribers; now 6-8 ms). At half the ring nothing is taken until the pass ends: a
-    /// subscriber the pass has yet to reach holds events from before the previous pass
-    /// began, and taking more could overrun it. The publisher feels all this as TCP
-    /// backpressure; no subscriber is dropped for it.
-    pub fn admits_publish(&mut self, log: &EventLog, now: Instant) -> bool {
-        if self.resume_at.is_none() {
-            return true;
+    /// Whether a connection's next request (a publish, most likely) is taken now.
+    ///
+    /// Requests are taken in releases, at most one per `hold` (`HOLD_PER_SUBSCRIBER` times the
+    /// subscribers, `MAX_HOLD` at most): in a release every connection waiting gets its turn
+    /// with the requests it has sent by then (`Admit::Released`), and a request that comes
+    /// sooner after one waits for the next (`end_turn` closes a release). So a publisher that
+    /// waits for each answer adds an event at most once per hold, K of them K events, a
+    /// pipelining one its whole window; one that publishes now and then is taken at once.
+    /// The queue then stays in the publishers' sockets instead of in the subscribers'
+    /// (hundreds of kilobytes each, seconds of delay). While a pass is under way and half
+    /// the ring ahead of it, nothing is taken until it ends: a subscriber the pass has yet
+    /// to reach holds events from before the previous pass began, and more could overrun it.
+    /// Publishers feel all this as TCP backpressure; no subscriber is dropped for it.
+    pub fn admits_publish(&mut self, log: &EventLog, now: Instant) -> Admit {
+        if self.resume_at.is_some() && (log.next_seq() - self.began_at) as usize >= log.capacity() / 2 {
+            self.holding = true;
+            return Admit::Held;
         }
-        let ahead = (log.next_seq() - self.began_at) as usize;
-        if ahead >= log.capacity() / 2 {
-            return false;
+        if self.hold.is_zero() {
+            return Admit::Now;
         }
-        if ahead < (log.capacity() / 8).max(16) {
-            self.held_since = None;
-            return true;
+        if !self.releasing && self.released_at.is_none_or(|at| now.duration_since(at) >= self.hold) {
+            self.released_at = Some(now);
+            self.releasing = true;
         }
-        match self.held_since {
-            Some(since) if now.duration_since(since) >= MAX_HOLD => {
-                self.held_since = None;
-                true
-            }
-            Some(_) => false,
-            None => {
-                self.held_since = Some(now);
-                false
-            }
+        if self.releasing {
+            return Admit::Released;
         }
+        self.holding = true;
+        Admit::Held
     }
 
-    /// A publish held back by the pass may be taken now: the loop stops the pass to take it.
+    /// How long until the next release, if a request waits for one (the loop sleeps no longer
+    /// than this, and stops a pass for it).
+    pub fn hold_left(&self, now: Instant) -> Option<Duration> {
+        if !self.holding {
+            return None;
+        }
+        Some(self.released_at.map_or(Duration::ZERO, |at| self.hold.saturating_sub(now.duration_since(at))))
+    }
+
+    /// A request waiting for the next release may be taken now.
     pub fn hold_is_over(&self, now: Instant) -> bool {
-        self.held_since.is_some_and(|since| now.duration_since(since) >= MAX_HOLD)
+        self.hold_left(now) == Some(Duration::ZERO)
+    }
+
+    /// A loop turn begins: the connections held get their turn in it (and say again if they
+    /// are still held).
+    pub fn begin_turn(&mut self) {
+        self.holding = false;
+    }
+
+    /// Every connection had its turn: a release ends, and the requests held wait for the next.
+    pub fn end_turn(&mut self) {
+        self.releasing = false;
     }
 }
 
@@ -140,61 +205,93 @@ mod tests {
         }
     }
 
-    /// A log of 256 events (and its slack) with a pass under way that began at its head; the
-    /// events taken at once, and the half of the ring.
-    fn under_way() -> (EventLog, Pass, usize, usize) {
+    /// A log of 256 events (and its slack), and a pass under way over 1,000 subscribers that
+    /// began at the log's head; the interval between releases, and half the ring.
+    fn under_way() -> (EventLog, Pass, Duration, usize) {
         let mut log = EventLog::new(256, 1 << 20, 1, RunTag::random());
         let mut pass = Pass::new(&log);
         publish(&mut log, 1);
-        assert_eq!(pass.start(&log), Some(0));
+        assert_eq!(pass.start(&log, 1000), Some(0));
         pass.pause(10);
-        let cap = log.capacity();
-        (log, pass, (cap / 8).max(16), cap / 2)
+        let half = log.capacity() / 2;
+        (log, pass, HOLD_PER_SUBSCRIBER * 1000, half)
     }
 
     #[test]
-    fn without_a_pass_every_publish_is_taken() {
+    fn with_no_subscribers_yet_every_request_is_taken() {
         let mut log = EventLog::new(256, 1 << 20, 1, RunTag::random());
         let mut pass = Pass::new(&log);
         publish(&mut log, 200);
-        assert!(pass.admits_publish(&log, Instant::now()));
+        assert_eq!(pass.admits_publish(&log, Instant::now()), Admit::Now);
+        assert_eq!(pass.hold_left(Instant::now()), None);
     }
 
     #[test]
-    fn an_eighth_of_the_ring_rides_in_the_pass_under_way() {
-        let (mut log, mut pass, pace, _) = under_way();
-        let now = Instant::now();
-        publish(&mut log, pace - 1);
-        assert!(pass.admits_publish(&log, now));
-        publish(&mut log, 1);
-        assert!(!pass.admits_publish(&log, now), "one more waits");
-        assert!(!pass.hold_is_over(now));
+    fn the_hold_grows_with_the_subscribers_up_to_max_hold() {
+        let log = EventLog::new(256, 1 << 20, 1, RunTag::random());
+        let mut pass = Pass::new(&log);
+        pass.sweep();
+        pass.start(&log, 10);
+        assert_eq!(pass.hold, HOLD_PER_SUBSCRIBER * 10);
+        pass.finish();
+        pass.sweep();
+        pass.start(&log, 1_000_000);
+        assert_eq!(pass.hold, MAX_HOLD);
     }
 
     #[test]
-    fn a_held_publish_is_taken_after_the_hold_one_at_a_time() {
-        let (mut log, mut pass, pace, _) = under_way();
+    fn requests_are_taken_in_releases_one_per_hold() {
+        let (mut log, mut pass, hold, _) = under_way();
         let t0 = Instant::now();
-        publish(&mut log, pace + 1);
-        assert!(!pass.admits_publish(&log, t0));
-        assert!(!pass.admits_publish(&log, t0 + MAX_HOLD / 2));
-        assert!(pass.hold_is_over(t0 + MAX_HOLD));
-        assert!(pass.admits_publish(&log, t0 + MAX_HOLD));
-        publish(&mut log, 1);
-        // The next one starts a hold of its own.
-        assert!(!pass.admits_publish(&log, t0 + MAX_HOLD));
-        assert!(pass.admits_publish(&log, t0 + MAX_HOLD * 2));
+        // A request after a quiet spell starts a release at once; every connection waiting
+        // gets its turn in it.
+        pass.begin_turn();
+        for _ in 0..4 {
+            assert_eq!(pass.admits_publish(&log, t0), Admit::Released);
+            publish(&mut log, 1);
+        }
+        assert_eq!(pass.hold_left(t0), None, "nobody waits");
+        pass.end_turn();
+        // The next request, sooner than the hold, waits for the next release.
+        pass.begin_turn();
+        let t1 = t0 + hold / 4;
+        assert_eq!(pass.admits_publish(&log, t1), Admit::Held);
+        assert_eq!(pass.hold_left(t1), Some(hold - hold / 4));
+        assert!(!pass.hold_is_over(t1));
+        assert!(pass.hold_is_over(t0 + hold));
+        pass.end_turn();
+        pass.begin_turn();
+        assert_eq!(pass.admits_publish(&log, t0 + hold), Admit::Released);
+        pass.end_turn();
+        // Between passes too: the pace holds while events flow.
+        pass.finish();
+        pass.begin_turn();
+        assert_eq!(pass.admits_publish(&log, t0 + hold + hold / 2), Admit::Held);
+        assert_eq!(pass.admits_publish(&log, t0 + hold * 2), Admit::Released);
     }
 
     #[test]
     fn at_half_the_ring_nothing_is_taken_until_the_pass_ends() {
-        let (mut log, mut pass, _, half) = under_way();
+        let (mut log, mut pass, hold, half) = under_way();
         let t0 = Instant::now();
         publish(&mut log, half);
-        assert!(!pass.admits_publish(&log, t0));
-        assert!(!pass.admits_publish(&log, t0 + MAX_HOLD * 100));
+        pass.begin_turn();
+        assert_eq!(pass.admits_publish(&log, t0), Admit::Held);
+        assert_eq!(pass.admits_publish(&log, t0 + hold * 100), Admit::Held);
         pass.finish();
-        assert!(pass.admits_publish(&log, t0));
-        assert!(!pass.hold_is_over(t0 + MAX_HOLD * 100), "the end of the pass ends the hold");
+        assert_eq!(pass.admits_publish(&log, t0 + hold * 100), Admit::Released);
+    }
+
+    #[test]
+    fn a_writable_subscriber_makes_a_pass_due_without_news() {
+        let log = EventLog::new(256, 1 << 20, 1, RunTag::random());
+        let mut pass = Pass::new(&log);
+        assert!(!pass.is_due(&log));
+        assert_eq!(pass.start(&log, 10), None);
+        pass.sweep();
+        assert!(pass.is_due(&log));
+        assert_eq!(pass.start(&log, 10), Some(0));
+        pass.finish();
+        assert!(!pass.is_due(&log), "one sweep, one pass");
     }
 }

@@ -258,7 +258,10 @@ impl Server {
         let now = self.clock.now();
         // Work left from the last turn: connections with requests waiting, or a fan-out pass
         // due (under way, or events published since the last one began, by anyone).
-        let busy = self.conns.has_ready() || self.pass.is_due(&self.hub.log) || self.hub.journal_pending();
+        // Connections held back by the fan-out (`Pass::admits_publish`) wait out their hold.
+        let hold = self.pass.hold_left(Instant::now()).filter(|_| self.conns.has_ready());
+        let ready = self.conns.has_ready() && hold.is_none_or(|left| left.is_zero());
+        let busy = ready || self.pass.is_due(&self.hub.log) || self.hub.journal_pending();
         let timers = self.conns.next_deadline().min(self.hub.journal_deadline()).min(self.conns.lobby.next_deadline());
         let next = if busy { now } else { timers.min(self.accept.retry_at()).min(self.ticker.next()) };
         #[cfg(feature = "cluster")]
@@ -268,6 +271,10 @@ impl Server {
             (None, false) => Some(next.until(now)),
             (Some(t), false) => Some(t.min(next.until(now))),
         };
+        let wait = match hold {
+            Some(left) => Some(wait.map_or(left, |w| w.min(left))),
+            None => wait,
+        };
         // Taken out so handlers can borrow `self`; `with_capacity(0)` does not allocate.
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         let pending = std::mem::take(&mut self.events_pending);
@@ -276,6 +283,7 @@ impl Server {
             return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
         }
         let now = self.clock.now();
+        self.pass.begin_turn();
         for event in events.iter() {
             match event.token() {
                 LISTENER => self.accept_ready(now),
@@ -328,7 +336,9 @@ impl Server {
         // waiting (a publisher for its answer, a new subscriber); if so the pass yields and
         // resumes next turn, so a publish is answered within a slice whatever the fan-out, and
         // the events it brings ride in the rest of the same pass. A publish the pass held back
-        // (`Pass::admits_publish`) is taken once its hold is over.
+        // (`Pass::admits_publish`) is taken at the next release; every connection had its turn
+        // by now, so a release under way ends here.
+        self.pass.end_turn();
         while !self.conns.fan_out(&mut self.hub, &mut self.pass, now, PASS_SLICE) {
             if self.conns.has_ready() && self.pass.hold_is_over(Instant::now()) {
                 break;
