@@ -328,6 +328,9 @@ impl Server {
             let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
             self.conns.serve_ready(&mut ctx, now);
         }
+        // Every connection had its turn: a release of held publishers ends here, before the
+        // answers below, whose connections' next requests wait for the next release.
+        self.pass.end_turn();
         // The turn's one write to the history file, then the answers to the publishes it holds.
         self.hub.write_journal(now);
         let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
@@ -336,9 +339,7 @@ impl Server {
         // waiting (a publisher for its answer, a new subscriber); if so the pass yields and
         // resumes next turn, so a publish is answered within a slice whatever the fan-out, and
         // the events it brings ride in the rest of the same pass. A publish the pass held back
-        // (`Pass::admits_publish`) is taken at the next release; every connection had its turn
-        // by now, so a release under way ends here.
-        self.pass.end_turn();
+        // (`Pass::admits_publish`) is taken at the next release.
         while !self.conns.fan_out(&mut self.hub, &mut self.pass, now, PASS_SLICE) {
             if self.conns.has_ready() && self.pass.hold_is_over(Instant::now()) {
                 break;
