@@ -43,7 +43,7 @@ impl Conns {
     /// they gather in the buffer (a pipelining publisher's sixteen answers, one write later)
     /// and the connection waits in `after_journal` for the turn's one write to the file.
     pub(super) fn drive_request(&mut self, key: Key, ctx: &mut Ctx, now: Millis) {
-        let (mut answered, mut read) = (0, false);
+        let (mut answered, mut released) = (0, false);
         loop {
             #[cfg(feature = "cluster")]
             if self.slab.get(key).is_some_and(|c| c.queued == Queued::Redis) && !self.may_pipeline(key, ctx) {
@@ -58,31 +58,25 @@ impl Conns {
                 let Some(id) = self.write_pending(key, State::Request, ctx.hub, now) else { return };
                 id
             };
-            let admit = match answered {
-                REQUESTS_PER_TURN => Admit::Held,
-                _ => ctx.pass.admits_publish(&ctx.hub.log, Instant::now()),
-            };
-            if admit == Admit::Held {
-                if ctx.hub.journal_pending() && self.has_output(key) {
-                    return self.wait_for_journal(key);
-                }
-                let Some(conn) = self.slab.get_mut(key) else { return };
-                // Its turn is over. Each connection is queued at most once, so the queue, sized
-                // for every slot, never grows.
-                if conn.queued == Queued::No {
-                    conn.queued = Queued::Ready;
-                    self.ready.push_back(key);
-                }
-                return;
+            if answered == REQUESTS_PER_TURN {
+                return self.end_turn(key, ctx);
             }
-            let Some(conn) = self.slab.get_mut(key) else { return };
-            // Released by the end of a hold: what it sent by now, read once, is taken; a waiting
-            // publisher's next request, sent on this answer, waits for the next hold.
-            if admit == Admit::Now || !read {
+            // Once a release of the pace took this connection's requests, it is not read again
+            // in this call: what it had sent is taken; a waiting publisher's next publish, sent
+            // on this answer, waits for the next release.
+            if !released {
+                let Some(conn) = self.slab.get_mut(key) else { return };
                 if let Err(why) = read_input(&mut conn.sock, &mut self.pool, id) {
                     return self.close(key, why, ctx.hub);
                 }
-                read = true;
+            }
+            // Publishes are paced (`Pass::admits_publish`); other requests, and closes, are not.
+            if self.publish_next(id) {
+                match ctx.pass.admits_publish(&ctx.hub.log, Instant::now()) {
+                    Admit::Held => return self.end_turn(key, ctx),
+                    Admit::Released => released = true,
+                    Admit::Now => {}
+                }
             }
             match self.handle_request(key, id, ctx, now) {
                 Step::Responded => {
@@ -125,6 +119,27 @@ impl Conns {
                 }
             }
         }
+    }
+
+    /// The connection's turn is over with requests left: it waits in `ready` (or, with answers
+    /// written into its buffer this turn, for the history file's write).
+    fn end_turn(&mut self, key: Key, ctx: &mut Ctx) {
+        if ctx.hub.journal_pending() && self.has_output(key) {
+            return self.wait_for_journal(key);
+        }
+        let Some(conn) = self.slab.get_mut(key) else { return };
+        // Each connection is queued at most once, so the queue, sized for every slot, never
+        // grows.
+        if conn.queued == Queued::No {
+            conn.queued = Queued::Ready;
+            self.ready.push_back(key);
+        }
+    }
+
+    /// The next request in the buffer is a publish (a POST; the routes decide the rest).
+    fn publish_next(&mut self, id: BufId) -> bool {
+        let (state, input, _) = self.pool.parts(id);
+        input[..state.in_len as usize].starts_with(b"POST ")
     }
 
     /// Cluster mode, a connection whose publishes wait for Redis: whether the next request may

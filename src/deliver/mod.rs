@@ -9,7 +9,7 @@ pub(crate) use writev::{Sink, WriteError, write};
 use crate::publish::EventLog;
 use std::time::{Duration, Instant};
 
-/// How often, per subscriber, publishers' requests are taken while events flow: one release
+/// How often, per subscriber, publishes are taken while events flow: one release
 /// of every waiting connection per `HOLD_PER_SUBSCRIBER` times the subscribers (0.4 ms at
 /// 1,000), `MAX_HOLD` at most. Sooner, and a publisher that waits for each answer fills the
 /// subscribers' socket buffers faster than they read them, so each event waits behind hundreds
@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 /// at 9.1-9.3 ms, 500 ns 1.5-1.6 M/s at 9.1-9.3 ms; no pacing 7.7 M/s at 160-180 ms.
 pub(crate) const HOLD_PER_SUBSCRIBER: Duration = Duration::from_nanos(400);
 
-/// The longest a request waits for the next release: a publisher that waits for each answer
+/// The longest a publish waits for the next release: a publisher that waits for each answer
 /// is answered within about a millisecond however many subscribers.
 pub(crate) const MAX_HOLD: Duration = Duration::from_millis(1);
 
-/// What the fan-out says to a connection's next request (`Pass::admits_publish`).
+/// What the fan-out says to the publish at the front of a connection's buffer
+/// (`Pass::admits_publish`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Admit {
     /// Taken at once: nothing to pace.
@@ -80,7 +81,7 @@ pub(crate) struct Pass {
     /// When the last release began, and whether this loop turn is it.
     released_at: Option<Instant>,
     releasing: bool,
-    /// A request waits for the next release.
+    /// A publish waits for the next release.
     holding: bool,
 }
 
@@ -135,11 +136,11 @@ impl Pass {
         self.resume_at = None;
     }
 
-    /// Whether a connection's next request (a publish, most likely) is taken now.
+    /// Whether the publish at the front of a connection's buffer is taken now.
     ///
-    /// Requests are taken in releases, at most one per `hold` (`HOLD_PER_SUBSCRIBER` times the
+    /// Publishes are taken in releases, at most one per `hold` (`HOLD_PER_SUBSCRIBER` times the
     /// subscribers, `MAX_HOLD` at most): in a release every connection waiting gets its turn
-    /// with the requests it has sent by then (`Admit::Released`), and a request that comes
+    /// with the requests it has sent by then (`Admit::Released`), and a publish that comes
     /// sooner after one waits for the next (`end_turn` closes a release). So a publisher that
     /// waits for each answer adds an event at most once per hold, K of them K events, a
     /// pipelining one its whole window; one that publishes now and then is taken at once.
@@ -167,7 +168,7 @@ impl Pass {
         Admit::Held
     }
 
-    /// How long until the next release, if a request waits for one (the loop sleeps no longer
+    /// How long until the next release, if a publish waits for one (the loop sleeps no longer
     /// than this, and stops a pass for it).
     pub fn hold_left(&self, now: Instant) -> Option<Duration> {
         if !self.holding {
@@ -176,7 +177,7 @@ impl Pass {
         Some(self.released_at.map_or(Duration::ZERO, |at| self.hold.saturating_sub(now.duration_since(at))))
     }
 
-    /// A request waiting for the next release may be taken now.
+    /// A publish waiting for the next release may be taken now.
     pub fn hold_is_over(&self, now: Instant) -> bool {
         self.hold_left(now) == Some(Duration::ZERO)
     }
@@ -187,7 +188,7 @@ impl Pass {
         self.holding = false;
     }
 
-    /// Every connection had its turn: a release ends, and the requests held wait for the next.
+    /// Every connection had its turn: a release ends, and the publishes held wait for the next.
     pub fn end_turn(&mut self) {
         self.releasing = false;
     }
@@ -218,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn with_no_subscribers_yet_every_request_is_taken() {
+    fn with_no_subscribers_yet_every_publish_is_taken() {
         let mut log = EventLog::new(256, 1 << 20, 1, RunTag::random());
         let mut pass = Pass::new(&log);
         publish(&mut log, 200);
@@ -240,10 +241,10 @@ mod tests {
     }
 
     #[test]
-    fn requests_are_taken_in_releases_one_per_hold() {
+    fn publishes_are_taken_in_releases_one_per_hold() {
         let (mut log, mut pass, hold, _) = under_way();
         let t0 = Instant::now();
-        // A request after a quiet spell starts a release at once; every connection waiting
+        // A publish after a quiet spell starts a release at once; every connection waiting
         // gets its turn in it.
         pass.begin_turn();
         for _ in 0..4 {
@@ -252,7 +253,7 @@ mod tests {
         }
         assert_eq!(pass.hold_left(t0), None, "nobody waits");
         pass.end_turn();
-        // The next request, sooner than the hold, waits for the next release.
+        // The next publish, sooner than the hold, waits for the next release.
         pass.begin_turn();
         let t1 = t0 + hold / 4;
         assert_eq!(pass.admits_publish(&log, t1), Admit::Held);

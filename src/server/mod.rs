@@ -284,6 +284,10 @@ impl Server {
         }
         let now = self.clock.now();
         self.pass.begin_turn();
+        // Connections that waited since an earlier turn (held by the pace, or out of their turn)
+        // go before those that became ready now: requests and closes are taken in order.
+        let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
+        self.conns.serve_ready(&mut ctx, now);
         for event in events.iter() {
             match event.token() {
                 LISTENER => self.accept_ready(now),
@@ -311,7 +315,6 @@ impl Server {
         }
         let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
         self.conns.serve_waiting(&mut ctx, now);
-        self.conns.serve_ready(&mut ctx, now);
         self.conns.run_timers(&mut ctx, now);
         self.conns.lobby.run_timers(self.poll.registry(), &mut self.routes, now);
         if self.accept.retry_at() <= now {
