@@ -10,13 +10,14 @@ use crate::publish::EventLog;
 use std::time::{Duration, Instant};
 
 /// How often, per subscriber, publishes are taken while events flow: one release
-/// of every waiting connection per `HOLD_PER_SUBSCRIBER` times the subscribers (0.4 ms at
+/// of every waiting connection per `HOLD_PER_SUBSCRIBER` times the subscribers (0.35 ms at
 /// 1,000), `MAX_HOLD` at most. Sooner, and a publisher that waits for each answer fills the
 /// subscribers' socket buffers faster than they read them, so each event waits behind hundreds
 /// of others. Measured (BENCHMARKS.md, 1,000 subscribers, one waiting publisher): 250 ns gave
 /// 2.9 M deliveries/s at a delivery p99 of 21 ms, 350 ns 2.2 M/s at 10.4 ms, 400 ns 1.8-1.9 M/s
-/// at 9.1-9.3 ms, 500 ns 1.5-1.6 M/s at 9.1-9.3 ms; no pacing 7.7 M/s at 160-180 ms.
-pub(crate) const HOLD_PER_SUBSCRIBER: Duration = Duration::from_nanos(400);
+/// at 9.1-9.3 ms, 500 ns 1.5-1.6 M/s at 9.1-9.3 ms; no pacing 7.7 M/s at 160-180 ms. 350 ns
+/// keeps three times axum's deliveries/s (0.58-0.66 M/s) with a margin on this noisy machine.
+pub(crate) const HOLD_PER_SUBSCRIBER: Duration = Duration::from_nanos(350);
 
 /// The longest a publish waits for the next release: a publisher that waits for each answer
 /// is answered within about a millisecond however many subscribers.
