@@ -259,7 +259,7 @@ impl Server {
         // Work left from the last turn: connections with requests waiting, or a fan-out pass
         // due (under way, or events published since the last one began, by anyone).
         // Connections held back by the fan-out (`Pass::admits_publish`) wait out their hold.
-        let hold = self.pass.hold_left(Instant::now()).filter(|_| self.conns.has_ready());
+        let hold = self.pass.pace.hold_left(Instant::now()).filter(|_| self.conns.has_ready());
         let ready = self.conns.has_ready() && hold.is_none_or(|left| left.is_zero());
         let busy = ready || self.pass.is_due(&self.hub.log) || self.hub.journal_pending();
         let timers = self.conns.next_deadline().min(self.hub.journal_deadline()).min(self.conns.lobby.next_deadline());
@@ -283,7 +283,7 @@ impl Server {
             return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
         }
         let now = self.clock.now();
-        self.pass.begin_turn();
+        self.pass.pace.begin_turn();
         // Connections that waited since an earlier turn (held by the pace, or out of their turn)
         // go before those that became ready now: requests and closes are taken in order.
         let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
@@ -333,7 +333,7 @@ impl Server {
         }
         // Every connection had its turn: a release of held publishers ends here, before the
         // answers below, whose connections' next requests wait for the next release.
-        self.pass.end_turn();
+        self.pass.pace.end_turn();
         // The turn's one write to the history file, then the answers to the publishes it holds.
         self.hub.write_journal(now);
         let mut ctx = Ctx { hub: &mut self.hub, routes: &mut self.routes, pass: &mut self.pass };
@@ -344,7 +344,7 @@ impl Server {
         // the events it brings ride in the rest of the same pass. A publish the pass held back
         // (`Pass::admits_publish`) is taken at the next release.
         while !self.conns.fan_out(&mut self.hub, &mut self.pass, now, PASS_SLICE) {
-            if self.conns.has_ready() && self.pass.hold_is_over(Instant::now()) {
+            if self.conns.has_ready() && self.pass.pace.hold_is_over(Instant::now()) {
                 break;
             }
             if self.conns.awaits_journal() {
