@@ -258,8 +258,9 @@ impl Server {
         let now = self.clock.now();
         // Work left from the last turn: connections with requests waiting, or a fan-out pass
         // due (under way, or events published since the last one began, by anyone).
-        // Connections held back by the fan-out (`Pass::admits_publish`) wait out their hold.
-        let hold = self.pass.pace.hold_left(Instant::now()).filter(|_| self.conns.has_ready());
+        // Publishes held by the pace (`deliver::pace`) wait out their hold; the clock is read
+        // only when someone waits.
+        let hold = if self.conns.has_ready() { self.pass.pace.hold_left(Instant::now()) } else { None };
         let ready = self.conns.has_ready() && hold.is_none_or(|left| left.is_zero());
         let busy = ready || self.pass.is_due(&self.hub.log) || self.hub.journal_pending();
         let timers = self.conns.next_deadline().min(self.hub.journal_deadline()).min(self.conns.lobby.next_deadline());

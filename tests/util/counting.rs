@@ -3,53 +3,16 @@
 //! between two phases, and raw clients that do not go through the test helpers' buffering.
 #![allow(dead_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Forwards to the system allocator, counting on threads where `ON_SERVER_THREAD` is set.
-pub struct Counting;
-
-thread_local! {
-    pub static ON_SERVER_THREAD: Cell<bool> = const { Cell::new(false) };
-    pub static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    let _ = ON_SERVER_THREAD.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+// The allocator itself, shared with the journal's unit test.
+#[path = "../../src/mem/counting.rs"]
+mod alloc;
+pub use alloc::{ALLOCATIONS, COUNTING, Counting};
 
 /// 0: warming up, 1: counting, 2: done.
 pub static PHASE: AtomicU8 = AtomicU8::new(0);
@@ -63,7 +26,7 @@ pub fn start_counted(config: tinysse::Config) -> (SocketAddr, tinysse::Publisher
     let handle = std::thread::spawn(move || {
         let mut server = tinysse::Server::new(config).expect("server starts");
         tx.send((server.local_addr(), server.publisher())).unwrap();
-        ON_SERVER_THREAD.with(|on| on.set(true));
+        COUNTING.with(|on| on.set(true));
         let mut base = None;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -78,7 +41,7 @@ pub fn start_counted(config: tinysse::Config) -> (SocketAddr, tinysse::Publisher
                 _ => {}
             }
         }
-        ON_SERVER_THREAD.with(|on| on.set(false));
+        COUNTING.with(|on| on.set(false));
         server.shutdown();
     });
     let (addr, publisher) = rx.recv().unwrap();
