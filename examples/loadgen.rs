@@ -68,13 +68,19 @@
 //! - latency: receive time (taken once per `read()`) minus send_nanos, for delivered events only,
 //!   in a preallocated log-linear histogram of microseconds (exact below 64 us, then 32 buckets per
 //!   power of two, under 3.2 % error); p50/p99 are bucket midpoints, max is exact.
+//! - arrival latency: the same, but ended at the kernel's receive stamp (`SO_TIMESTAMPNS`) of
+//!   the newest segment in that read instead of at the read: what is left once the load
+//!   generator's own reader threads, which share this machine's CPUs with the server, are taken
+//!   out. An upper bound: events of older segments in the same read arrived earlier.
 //! - deliveries_per_sec: deliveries / (last delivery - first publish).
 //! - answers: publishes answered 2xx. answers_per_sec: answers / (last answer - first publish),
 //!   over all K publishers (publish round trips per second).
 //! - publish round trip (rtt): from the moment a request is queued for writing (the same clock
 //!   reading as its send_nanos) to the moment its whole response has been read, per answered
 //!   request, in the same kind of histogram (one per publisher, merged). In pipelined mode it
-//!   includes the wait behind the requests ahead of it in the window.
+//!   includes the wait behind the requests ahead of it in the window. rtt to arrival: the same,
+//!   ended at the kernel's receive stamp of the answer instead (the publisher thread's wait for
+//!   a CPU taken out).
 //!
 //! `--json` keys: subscribers, connected, events, size, connect_secs, deliveries,
 //! deliveries_per_sec, p50_ms, p99_ms, max_ms, missing, duplicate, reordered, malformed, dropped,
@@ -84,8 +90,10 @@
 //! answers_per_sec, rtt_p50_ms, rtt_p99_ms, rtt_max_ms, rtt_mean_ms, busy_secs (the busy phase's
 //! wall time), and from /proc over the busy phase: runq_wait_busy_secs (time the server's threads
 //! waited on a run queue, schedstat), ctx_busy and nvctx_busy (context switches, all and
-//! involuntary), syscr_busy and syscw_busy (read-like and write-like syscalls, /proc/PID/io); the /proc values are null without `--pid`,
-//! latency and rate values null with no deliveries (rtt and answers_per_sec: with no answer).
+//! involuntary), syscr_busy and syscw_busy (read-like and write-like syscalls, /proc/PID/io),
+//! arrival_p50_ms, arrival_p99_ms, rtt_arrival_p99_ms, rtt_arrival_mean_ms; the /proc values are
+//! null without `--pid`, latency and rate values null with no deliveries (rtt and
+//! answers_per_sec: with no answer), the arrival values null where the kernel gave no stamps.
 //!
 //! Exit status: 0 when all went well; 1 for a usage or set-up error (bad flag, too few file
 //! descriptors, nothing could connect); 3 when the run completed with missing, duplicate,
@@ -94,6 +102,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
@@ -752,6 +761,69 @@ impl Hist {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Kernel receive stamps: when the bytes reached the socket, as opposed to when a thread of this
+// load generator, sharing the CPUs with the server, got round to reading them.
+
+/// CLOCK_REALTIME in nanoseconds (the clock of `SO_TIMESTAMPNS`).
+fn realtime_ns() -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// Asks the kernel to stamp every segment this socket receives. Best effort: without it reads
+/// carry no stamp and the arrival figures stay null.
+fn enable_stamps(fd: RawFd) {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` outlives the call and its size is passed alongside.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+/// `read(2)` through `recvmsg(2)`: the byte count and, when the socket stamps, the kernel's
+/// receive time of the last segment read, on the load generator's clock (ns since `t0`, whose
+/// CLOCK_REALTIME reading is `real0`). For several events in one read that is the arrival of
+/// the newest, so an earlier event's arrival latency is overstated, never understated.
+fn read_stamped(fd: RawFd, buf: &mut [u8], real0: i128) -> io::Result<(usize, Option<u64>)> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid (no name, no iovecs, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control) as _;
+    // SAFETY: `msg` points at `iov` (over `buf`) and `control`, all alive and writable for the call.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut stamp = None;
+    // SAFETY: the CMSG_* walk stays within `msg.msg_control`/`msg_controllen` as the kernel set
+    // them; a SCM_TIMESTAMPNS payload is one timespec, read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                let real = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+                stamp = u64::try_from(real - real0).ok();
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, stamp))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Shared state between main, readers and publisher (touched once per connection or per read,
 // never per event).
 
@@ -760,6 +832,8 @@ struct Padded(AtomicU64);
 
 struct Shared {
     t0: Instant,
+    /// CLOCK_REALTIME at `t0`, to put kernel receive stamps on the `t0` clock.
+    real0: i128,
     phase: AtomicU8,
     heads_ok: AtomicUsize,
     failed: AtomicUsize,
@@ -839,6 +913,8 @@ struct Reader {
     nexts: Vec<u64>,
     buf: Box<[u8]>,
     hist: Hist,
+    /// Latency to the kernel's receive stamp (`read_stamped`) instead of to the read.
+    arrival: Hist,
     request: Vec<u8>,
     pending: usize,
     started: usize,
@@ -853,7 +929,7 @@ enum Step {
 }
 
 impl Reader {
-    fn run(mut self) -> (ReaderOut, Hist) {
+    fn run(mut self) -> (ReaderOut, Hist, Hist) {
         let mut events = Events::with_capacity(1024);
         let window = self.cfg.connect_window.div_ceil(self.cfg.threads);
         let mut aborted = false;
@@ -895,7 +971,7 @@ impl Reader {
         }
         let o = &mut self.out;
         o.missing = o.connected as u64 * self.cfg.events - o.deliveries;
-        (std::mem::take(&mut self.out), self.hist)
+        (std::mem::take(&mut self.out), self.hist, self.arrival)
     }
 
     fn start(&mut self, i: usize) {
@@ -909,6 +985,7 @@ impl Reader {
                     self.count_failure(format!("register: {e}"));
                     return;
                 }
+                enable_stamps(s.as_raw_fd());
                 self.subs[i].stream = Some(s);
                 self.subs[i].state = State::Connecting;
                 self.pending += 1;
@@ -1055,7 +1132,7 @@ impl Reader {
         self.shared.last_head_ns.fetch_max(self.shared.now_ns(), Relaxed);
         if len < head.len() {
             let now = self.shared.now_ns();
-            if let Some(end) = self.consume(i, &head[len..], now) {
+            if let Some(end) = self.consume(i, &head[len..], now, None) {
                 self.end(i, end);
                 return Step::End;
             }
@@ -1064,12 +1141,13 @@ impl Reader {
     }
 
     fn body(&mut self, i: usize) -> Step {
-        let n = match self.subs[i].stream.as_mut().unwrap().read(&mut self.buf) {
-            Ok(0) => {
+        let fd = self.subs[i].stream.as_ref().unwrap().as_raw_fd();
+        let (n, arrived) = match read_stamped(fd, &mut self.buf, self.shared.real0) {
+            Ok((0, _)) => {
                 self.end(i, None);
                 return Step::End;
             }
-            Ok(n) => n,
+            Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Step::Again,
             Err(_) => {
@@ -1079,7 +1157,7 @@ impl Reader {
         };
         let now = self.shared.now_ns();
         let buf = std::mem::take(&mut self.buf);
-        let r = self.consume(i, &buf[..n], now);
+        let r = self.consume(i, &buf[..n], now, arrived);
         self.buf = buf;
         match r {
             Some(end) => {
@@ -1090,18 +1168,22 @@ impl Reader {
         }
     }
 
-    /// Feeds body bytes read at `now` to subscriber `i`. `Some(..)` when its stream has ended
-    /// (with a protocol error, or `None` for a clean chunked end).
-    fn consume(&mut self, i: usize, data: &[u8], now: u64) -> Option<Option<String>> {
+    /// Feeds body bytes read at `now` (received by the kernel at `arrived`) to subscriber `i`.
+    /// `Some(..)` when its stream has ended (with a protocol error, or `None` for a clean
+    /// chunked end).
+    fn consume(&mut self, i: usize, data: &[u8], now: u64, arrived: Option<u64>) -> Option<Option<String>> {
         let (events, size, words, k) = (self.cfg.events, self.cfg.size, self.words, self.cfg.publishers);
         let Sub { chunked, dechunk, sse, track, .. } = &mut self.subs[i];
         let bits = &mut self.bits[i * words..(i + 1) * words];
         let nexts = &mut self.nexts[i * k..(i + 1) * k];
-        let hist = &mut self.hist;
+        let (hist, arrival) = (&mut self.hist, &mut self.arrival);
         let mut delivered = false;
         let mut on_event = |ev: Parsed| {
             if let Some(sent) = track.record(bits, nexts, ev, events) {
                 hist.add(now.saturating_sub(sent));
+                if let Some(a) = arrived {
+                    arrival.add(a.saturating_sub(sent));
+                }
                 delivered = true;
             }
         };
@@ -1133,7 +1215,7 @@ fn spawn_reader(
     count: usize,
     cfg: Arc<Cfg>,
     shared: Arc<Shared>,
-) -> io::Result<thread::JoinHandle<(ReaderOut, Hist)>> {
+) -> io::Result<thread::JoinHandle<(ReaderOut, Hist, Hist)>> {
     let poll = Poll::new()?;
     let words = cfg.events.div_ceil(64) as usize;
     let request =
@@ -1160,6 +1242,7 @@ fn spawn_reader(
         subs,
         buf: vec![0; READ_BUF].into_boxed_slice(),
         hist: Hist::new(),
+        arrival: Hist::new(),
         request,
         pending: 0,
         started: 0,
@@ -1184,6 +1267,8 @@ struct PubOut {
     first_error: Option<String>,
     /// Publish round trips of answered requests.
     rtt: Hist,
+    /// The same, ended at the kernel's receive stamp of the answer's last segment.
+    rtt_arrival: Hist,
 }
 
 impl PubOut {
@@ -1201,6 +1286,7 @@ impl PubOut {
             self.first_error = o.first_error;
         }
         self.rtt.merge(&o.rtt);
+        self.rtt_arrival.merge(&o.rtt_arrival);
     }
 
     /// 2xx answers per second, from the first request queued to the last answer read.
@@ -1256,6 +1342,7 @@ impl Publisher {
 
     fn connect(&mut self) -> io::Result<()> {
         let mut s = TcpStream::connect(self.cfg.addr)?;
+        enable_stamps(s.as_raw_fd());
         self.poll.registry().register(&mut s, Token(0), Interest::READABLE | Interest::WRITABLE)?;
         self.stream = Some(s);
         self.connected = false;
@@ -1302,9 +1389,9 @@ impl Publisher {
         self.sent_at.push_back(now);
     }
 
-    /// Parses whatever responses are complete in `rbuf`, read at `now`. `Err` on a malformed
-    /// response.
-    fn responses(&mut self, now: u64) -> Result<(), String> {
+    /// Parses whatever responses are complete in `rbuf`, read at `now` (received by the kernel
+    /// at `arrived`). `Err` on a malformed response.
+    fn responses(&mut self, now: u64, arrived: Option<u64>) -> Result<(), String> {
         let mut pos = 0;
         loop {
             match &mut self.body {
@@ -1341,12 +1428,12 @@ impl Publisher {
                     if *n > 0 {
                         break;
                     }
-                    self.done_response(now);
+                    self.done_response(now, arrived);
                 }
                 RespBody::Chunked(c) => {
                     pos += c.feed(&self.rbuf[pos..self.rlen], &mut |_| {});
                     match c.st {
-                        CSt::Done => self.done_response(now),
+                        CSt::Done => self.done_response(now, arrived),
                         CSt::Bad => return Err("bad chunked framing in a publish response".into()),
                         _ => break,
                     }
@@ -1358,12 +1445,15 @@ impl Publisher {
         Ok(())
     }
 
-    fn done_response(&mut self, now: u64) {
+    fn done_response(&mut self, now: u64, arrived: Option<u64>) {
         self.body = RespBody::Head;
         self.inflight = self.inflight.saturating_sub(1);
         self.res.last_answer_ns = now;
         if let Some(sent) = self.sent_at.pop_front() {
             self.res.rtt.add(now.saturating_sub(sent));
+            if let Some(a) = arrived {
+                self.res.rtt_arrival.add(a.saturating_sub(sent));
+            }
         }
         // Any 2xx is an accepted publish (nchan answers 201 Created, 202 Accepted).
         if (200..300).contains(&self.status) {
@@ -1419,18 +1509,19 @@ impl Publisher {
                 if self.rlen == self.rbuf.len() {
                     return Err("publish response too large".into());
                 }
-                match self.stream.as_mut().unwrap().read(&mut self.rbuf[self.rlen..]) {
-                    Ok(0) => {
+                let fd = self.stream.as_ref().unwrap().as_raw_fd();
+                match read_stamped(fd, &mut self.rbuf[self.rlen..], self.shared.real0) {
+                    Ok((0, _)) => {
                         return Err(format!(
                             "publisher connection closed by the server with {} requests unanswered",
                             self.inflight
                         ));
                     }
-                    Ok(n) => {
+                    Ok((n, arrived)) => {
                         self.rlen += n;
                         progress = true;
                         let now = self.shared.now_ns();
-                        self.responses(now)?;
+                        self.responses(now, arrived)?;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1643,6 +1734,7 @@ fn opt_u(v: Option<u64>) -> String {
 
 fn main() {
     let t0 = Instant::now();
+    let real0 = realtime_ns();
     let cfg = match parse_args() {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -1663,6 +1755,7 @@ fn main() {
     }
     let shared = Arc::new(Shared {
         t0,
+        real0,
         phase: AtomicU8::new(PHASE_CONNECT),
         heads_ok: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
@@ -1803,11 +1896,14 @@ fn main() {
     let (rtt50, rtt99) = (pubr.rtt.quantile_ms(0.50), pubr.rtt.quantile_ms(0.99));
     let rtt_max = (pubr.rtt.n > 0).then(|| pubr.rtt.max_ns as f64 / 1e6);
     let rtt_mean = pubr.rtt.mean_ms();
+    let (rtt_arr99, rtt_arr_mean) = (pubr.rtt_arrival.quantile_ms(0.99), pubr.rtt_arrival.mean_ms());
     let mut hist = Hist::new();
+    let mut arrival = Hist::new();
     let mut tot = ReaderOut::default();
     for r in readers {
-        let (o, h) = r.join().expect("reader thread");
+        let (o, h, a) = r.join().expect("reader thread");
         hist.merge(&h);
+        arrival.merge(&a);
         tot.connected += o.connected;
         tot.deliveries += o.deliveries;
         tot.missing += o.missing;
@@ -1825,6 +1921,7 @@ fn main() {
     let per_sec = span.map(|s| tot.deliveries as f64 / s);
     let (p50, p99) = (hist.quantile_ms(0.50), hist.quantile_ms(0.99));
     let max_ms = (hist.n > 0).then(|| hist.max_ns as f64 / 1e6);
+    let (arr50, arr99) = (arrival.quantile_ms(0.50), arrival.quantile_ms(0.99));
     let both = |a: Option<ProcSample>, b: Option<ProcSample>| a.zip(b);
     let cpu_idle = both(idle_start, idle_end).map(|(a, b)| b.cpu_secs - a.cpu_secs);
     let wakeups = both(idle_start, idle_end).map(|(a, b)| b.ctx.saturating_sub(a.ctx));
@@ -1867,12 +1964,15 @@ fn main() {
     line("publish rtt p99", ms(rtt99));
     line("publish rtt max", ms(rtt_max));
     line("publish rtt mean", ms(rtt_mean));
+    line("rtt p99 to arrival", ms(rtt_arr99));
     line("deliveries", format!("{} of {} expected", tot.deliveries, connected as u64 * cfg.events));
     line("deliveries/s", per_sec.map_or("-".into(), |v| format!("{v:.0}")));
     line("busy phase", format!("{busy_wall:.3} s{}", if timed_out { " (timed out)" } else { "" }));
     line("latency p50", ms(p50));
     line("latency p99", ms(p99));
     line("latency max", ms(max_ms));
+    line("arrival p50", ms(arr50));
+    line("arrival p99", ms(arr99));
     line("missing", tot.missing.to_string());
     line("duplicate", tot.dup.to_string());
     line("reordered", tot.reordered.to_string());
@@ -1916,7 +2016,8 @@ fn main() {
              \"publish_mode\":\"{}\",\"publishers\":{},\"window\":{},\"answers\":{},\"answers_per_sec\":{},\
              \"rtt_p50_ms\":{},\"rtt_p99_ms\":{},\"rtt_max_ms\":{},\"rtt_mean_ms\":{},\
              \"busy_secs\":{busy_wall:.3},\"runq_wait_busy_secs\":{},\"ctx_busy\":{},\"nvctx_busy\":{},\
-             \"syscr_busy\":{},\"syscw_busy\":{}}}",
+             \"syscr_busy\":{},\"syscw_busy\":{},\"arrival_p50_ms\":{},\"arrival_p99_ms\":{},\
+             \"rtt_arrival_p99_ms\":{},\"rtt_arrival_mean_ms\":{}}}",
             cfg.events,
             cfg.size,
             tot.deliveries,
@@ -1952,6 +2053,10 @@ fn main() {
             opt_u(nvctx_busy),
             opt_u(syscr_busy),
             opt_u(syscw_busy),
+            opt_f(arr50, 4),
+            opt_f(arr99, 4),
+            opt_f(rtt_arr99, 4),
+            opt_f(rtt_arr_mean, 4),
         );
     }
     let bad = tot.missing + tot.dup + tot.reordered + tot.malformed + tot.dropped + tot.protocol_errors + pubr.errors;

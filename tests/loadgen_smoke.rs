@@ -72,6 +72,9 @@ fn smoke(extra: &[&str]) -> String {
     assert_eq!(num("deliveries"), (SUBSCRIBERS * EVENTS) as f64, "{ctx}");
     assert_eq!(num("answers"), EVENTS as f64, "{ctx}");
     assert!(json.contains("\"timed_out\":false"), "{ctx}");
+    // The kernel's receive stamps are there, and no event or answer arrives after it is read.
+    assert!(num("arrival_p99_ms") <= num("p99_ms"), "{ctx}");
+    assert!(num("rtt_arrival_p99_ms") <= num("rtt_p99_ms"), "{ctx}");
     json
 }
 
