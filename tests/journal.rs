@@ -12,28 +12,12 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 use util::*;
 
-/// A directory of its own for one test's history files, removed afterwards.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tinysse-it-journal-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join("history")
-    }
-
+// What these tests look at in a test's directory.
+impl TempDir {
     /// Every file in the directory.
     fn paths(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().path()).collect();
@@ -49,12 +33,6 @@ impl Dir {
             .filter_map(|p| fs::metadata(p).ok())
             .map(|m| m.len())
             .sum()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -171,7 +149,7 @@ fn all_distinct(evs: &[Ev]) -> bool {
 #[test]
 fn after_kill_9_a_reconnecting_subscriber_gets_exactly_what_it_missed() {
     for fsync in ["always", "never", "1"] {
-        let dir = Dir::new("kill9");
+        let dir = TempDir::new("kill9");
         let file = dir.file();
         let mut server = start(&file, &["--fsync", fsync]);
         // Acknowledged means written: kill -9 right after the last answer loses nothing.
@@ -193,7 +171,7 @@ fn after_kill_9_a_reconnecting_subscriber_gets_exactly_what_it_missed() {
 
 #[test]
 fn after_sigterm_and_restarts_ids_continue_and_replay_is_exact() {
-    let dir = Dir::new("sigterm");
+    let dir = TempDir::new("sigterm");
     let file = dir.file();
     let mut server = start(&file, &[]);
     let a = server.addr;
@@ -221,7 +199,7 @@ fn after_sigterm_and_restarts_ids_continue_and_replay_is_exact() {
 
 #[test]
 fn a_torn_last_record_is_cut_at_every_offset_and_never_replayed() {
-    let dir = Dir::new("torn");
+    let dir = TempDir::new("torn");
     let file = dir.file();
     let mut server = start(&file, &[]);
     let mut sizes = vec![size(&file)];
@@ -254,7 +232,7 @@ fn a_torn_last_record_is_cut_at_every_offset_and_never_replayed() {
 
 #[test]
 fn a_flipped_byte_is_reported_and_the_events_before_it_kept() {
-    let dir = Dir::new("flip");
+    let dir = TempDir::new("flip");
     let file = dir.file();
     let mut server = start(&file, &[]);
     let mut sizes = vec![size(&file)];
@@ -285,7 +263,7 @@ fn a_flipped_byte_is_reported_and_the_events_before_it_kept() {
 
 #[test]
 fn at_its_byte_budget_the_journal_keeps_taking_events_and_drops_the_oldest() {
-    let dir = Dir::new("budget");
+    let dir = TempDir::new("budget");
     let file = dir.file();
     let budget: u64 = 64 << 10;
     let budget_arg = budget.to_string();
@@ -320,7 +298,7 @@ fn at_its_byte_budget_the_journal_keeps_taking_events_and_drops_the_oldest() {
 
 #[test]
 fn history_files_are_private() {
-    let dir = Dir::new("mode");
+    let dir = TempDir::new("mode");
     let file = dir.file();
     let server = start(&file, &["--history-file-bytes", "65536"]);
     let data = "m".repeat(1000);
@@ -344,7 +322,7 @@ fn run_on(file: &Path) -> (Option<i32>, String) {
 
 #[test]
 fn a_second_server_on_the_same_file_exits_2_naming_it() {
-    let dir = Dir::new("lock");
+    let dir = TempDir::new("lock");
     let file = dir.file();
     let first = start(&file, &[]);
     let (code, err) = run_on(&file);
@@ -360,7 +338,7 @@ fn a_second_server_on_the_same_file_exits_2_naming_it() {
 
 #[test]
 fn a_file_that_is_not_a_journal_is_refused_and_left_alone() {
-    let dir = Dir::new("foreign");
+    let dir = TempDir::new("foreign");
     let file = dir.file();
     let content = b"my thesis, chapter 1\nplease do not truncate\n";
     fs::write(&file, content).unwrap();
@@ -373,7 +351,7 @@ fn a_file_that_is_not_a_journal_is_refused_and_left_alone() {
 
 #[test]
 fn bad_journal_flags_exit_2() {
-    let dir = Dir::new("flags");
+    let dir = TempDir::new("flags");
     let file = dir.file();
     for args in [&["--fsync", "sometimes"][..], &["--history-file-bytes", "lots"]] {
         let mut cmd = Server::command(&[("RUST_LOG", "off")]);

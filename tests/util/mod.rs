@@ -10,6 +10,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+// Shared with the journal's unit tests.
+#[path = "../../src/publish/journal/tests/temp_dir.rs"]
+mod temp_dir;
+#[allow(unused_imports)] // only the history tests use it
+pub use temp_dir::TempDir;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tinysse");
 /// Upper bound for any single blocking step (connect, read a response, ...).
 pub const T: Duration = Duration::from_secs(10);

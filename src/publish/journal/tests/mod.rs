@@ -4,31 +4,17 @@
 //! helpers they share are here.
 
 mod recovery;
+mod temp_dir;
 mod writing;
 
 use super::*;
 use crate::mem::counting::{ALLOCATIONS, COUNTING, Counting};
 use std::cell::Cell;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use temp_dir::TempDir;
 
-/// A directory of its own under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
+// The journal's view of a test's directory.
 impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tinysse-journal-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join("history")
-    }
-
     /// Every file in the directory, by name.
     fn files(&self) -> Vec<(String, Vec<u8>)> {
         let mut v: Vec<_> = fs::read_dir(&self.0)
@@ -49,12 +35,6 @@ impl TempDir {
 
     fn segment_names(&self) -> Vec<String> {
         self.files().into_iter().map(|(n, _)| n).filter(|n| n.starts_with("history.0")).collect()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
