@@ -28,7 +28,7 @@ pub(crate) use lobby::Lobby;
 pub(crate) use table::{Conns, Ctx};
 
 use crate::deliver::Cursor;
-use crate::mem::BufId;
+use crate::mem::{BufId, Key};
 use crate::time::Millis;
 use mio::net::TcpStream;
 
@@ -194,6 +194,18 @@ impl Conn {
     /// Idle in the sense of eviction: silent since accept, or between keep-alive requests.
     fn is_idle(&self) -> bool {
         self.state == State::Idle
+    }
+}
+
+/// Names a connection in log lines: its slot, and its peer while the socket still knows it.
+struct Peer<'a>(&'a Conn, Key);
+
+impl std::fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.sock.peer_addr() {
+            Ok(addr) => write!(f, "#{} {addr}", self.1.index),
+            Err(_) => write!(f, "#{}", self.1.index),
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! The request driver: reads a connection's bytes into its buffer, frames requests with the
 //! HTTP layer, hands complete ones to the routes, and applies what they decide.
 
+use super::Peer;
 use super::io::{read_input, write_out};
-use super::table::{Conns, Ctx, Peer};
+use super::table::{Conns, Ctx};
 use super::{Close, Queued, State};
 use crate::deliver::Admit;
 use crate::http::{self, Framing, Head, HttpError, Method};

@@ -2,8 +2,9 @@
 //! and the stream timeout, and the fan-out pass over every subscriber.
 
 use super::Close;
+use super::Peer;
 use super::State;
-use super::table::{Conns, Peer};
+use super::table::Conns;
 use crate::deliver::{self, Cursor, Pass, Sink, WriteError};
 use crate::mem::{Key, Writer};
 use crate::publish::Hub;

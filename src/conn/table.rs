@@ -4,7 +4,7 @@
 use super::Lobby;
 use super::io::{discard_input, is_loopback};
 use super::text::Feeds;
-use super::{Close, Conn, Queued, State, Timeouts};
+use super::{Close, Conn, Peer, Queued, State, Timeouts};
 use crate::deliver::Pass;
 use crate::mem::{Key, Pool, Slab};
 use crate::publish::Hub;
@@ -386,18 +386,6 @@ impl Conns {
                 let _ = conn.sock.shutdown(Shutdown::Write);
             }
             self.close(key, Close::ServerStopping, hub);
-        }
-    }
-}
-
-/// Names a connection in log lines: its slot, and its peer while the socket still knows it.
-pub(super) struct Peer<'a>(pub &'a Conn, pub Key);
-
-impl std::fmt::Display for Peer<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.sock.peer_addr() {
-            Ok(addr) => write!(f, "#{} {addr}", self.1.index),
-            Err(_) => write!(f, "#{}", self.1.index),
         }
     }
 }

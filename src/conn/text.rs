@@ -3,8 +3,9 @@
 //! frames into their buffer's output and end with a clean close.
 
 use super::Close;
+use super::Peer;
 use super::State;
-use super::table::{Conns, Peer};
+use super::table::Conns;
 use crate::http::Span;
 use crate::mem::{BufId, Key, Pool};
 use crate::publish::Hub;
