@@ -100,7 +100,7 @@
 //! reordered or malformed events, publish errors, dropped or failed subscribers.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -1101,9 +1101,10 @@ impl Reader {
         if room == 0 {
             return Step::Fail(format!("response head over {HEAD_MAX} bytes"));
         }
-        let n = match sub.stream.as_mut().unwrap().read(&mut self.buf[..room]) {
-            Ok(0) => return Step::Fail("connection closed before the response head".into()),
-            Ok(n) => n,
+        let fd = sub.stream.as_ref().unwrap().as_raw_fd();
+        let (n, arrived) = match read_stamped(fd, &mut self.buf[..room], self.shared.real0) {
+            Ok((0, _)) => return Step::Fail("connection closed before the response head".into()),
+            Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Step::Again,
             Err(e) => return Step::Fail(format!("reading the response head: {e}")),
@@ -1132,7 +1133,7 @@ impl Reader {
         self.shared.last_head_ns.fetch_max(self.shared.now_ns(), Relaxed);
         if len < head.len() {
             let now = self.shared.now_ns();
-            if let Some(end) = self.consume(i, &head[len..], now, None) {
+            if let Some(end) = self.consume(i, &head[len..], now, arrived) {
                 self.end(i, end);
                 return Step::End;
             }
